@@ -1,0 +1,1 @@
+"""Turns retrieved passages into cited answers, and the thin front ends (CLI, chat, Discord)."""

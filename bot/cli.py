@@ -1,0 +1,234 @@
+"""The ``newsbot`` command: a thin shell that turns arguments into App calls and results into text."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from index.errors import NewsbotError
+
+log = logging.getLogger("newsbot")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="newsbot", description="Ask questions of a corpus of news articles and get "
+                                                            "answers in which every claim is cited.")
+    p.add_argument("--data-dir", type=Path, help="where the index lives (env NEWSBOT_DATA_DIR, default ./.newsbot)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ing = sub.add_parser("ingest", help="add or update articles from files, directories or .gz archives")
+    ing.add_argument("paths", nargs="+", metavar="PATH")
+    ing.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    ask = sub.add_parser("ask", help="answer one question with citations")
+    ask.add_argument("question")
+    _search_options(ask)
+    ask.add_argument("--json", action="store_true", help="print the answer as JSON (schema in README)")
+    ask.add_argument("--passages", action="store_true", help="also print the full cited passages")
+
+    chat = sub.add_parser("chat", help="interactive chat with follow-up questions")
+    _search_options(chat)
+
+    stats = sub.add_parser("stats", help="what the index holds")
+    stats.add_argument("--json", action="store_true")
+
+    fg = sub.add_parser("forget", help="remove one article (by id or url) everywhere")
+    fg.add_argument("article_id", metavar="ARTICLE_ID")
+    fg.add_argument("--json", action="store_true")
+    return p
+
+
+def _search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--top-k", type=int, default=None, help="passages to retrieve (default 10)")
+    p.add_argument("--source", action="append", default=[], help="only this outlet (repeatable)")
+    p.add_argument("--since", help="only articles published on or after this date")
+    p.add_argument("--until", help="only articles published on or before this date")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        from pydantic import ValidationError
+
+        from bot.settings import load_settings
+
+        try:
+            settings = load_settings(data_dir=args.data_dir)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = "NEWSBOT_" + str(first["loc"][0]).upper() if first.get("loc") else "settings"
+            raise NewsbotError(f"setting {field}: {first['msg']}") from None
+        logfile = _configure_logging(settings.log_level, args.verbose, settings.data_dir)
+        return _run(args, settings)
+    except NewsbotError as err:
+        print(f"newsbot: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("newsbot: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the user gets one line; the log file gets the traceback
+        log.debug("unexpected error", exc_info=True)
+        where = f"; details in {logfile}" if "logfile" in locals() and logfile else ""
+        print(f"newsbot: internal error ({type(err).__name__}){where}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def _configure_logging(level: str, verbose: bool, data_dir: Path) -> Path | None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper(), logging.WARNING))
+    console.setFormatter(logging.Formatter("newsbot: %(message)s"))
+    root.addHandler(console)
+    for noisy in ("chromadb", "httpx", "httpcore", "urllib3", "onnxruntime", "bm25s", "discord", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / "newsbot.log"
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=2, encoding="utf-8")
+        handler.setLevel(logging.DEBUG)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        return path
+    except OSError:
+        return None
+
+
+def _run(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from bot.app import App
+
+    app = App(settings)
+    if args.command == "ingest":
+        return _ingest(app, args)
+    if args.command == "ask":
+        return _ask(app, args)
+    if args.command == "chat":
+        from bot.chat import run_chat
+
+        return run_chat(app, top_k=args.top_k, filters=_filters(app, args))
+    if args.command == "stats":
+        return _stats(app, args)
+    if args.command == "forget":
+        ids, removed = app.forget(args.article_id)
+        if args.json:
+            print(json.dumps({"forgotten": ids, "chunks_removed": removed}))
+        else:
+            print(f"forgot {', '.join(ids)} ({removed} chunks)")
+        return EXIT_OK
+    raise NewsbotError(f"unknown command {args.command}")
+
+
+def _filters(app, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from index.load import parse_date, timestamp
+    from index.retrieve import Filters
+
+    def when(value: str | None, name: str, end: bool) -> int | None:
+        if not value:
+            return None
+        iso = parse_date(value)
+        if not iso:
+            raise NewsbotError(f"--{name}: not a date: {value!r} (try 2023-10-31)")
+        ts = timestamp(iso)
+        return ts + 86399 if end and len(value.strip()) <= 10 else ts
+
+    return Filters(sources=tuple(args.source), since=when(args.since, "since", False),
+                   until=when(args.until, "until", True))
+
+
+def _ingest(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    items = app.load(args.paths)
+    from index.types import LoadError
+
+    errors = [i for i in items if isinstance(i, LoadError)]
+    total = len(items) - len(errors)
+    if total:
+        with _progress(total, "ingesting", quiet=args.json) as advance:
+            report = app.ingest(items, progress=advance)
+    else:
+        report = app.ingest(items)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for e in report.errors:
+            print(f"newsbot: {e}", file=sys.stderr)
+        print(f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged, {report.failed} failed; "
+              f"{report.chunks_added} chunks written, {report.chunks_total} in the index; {report.seconds:.1f} s")
+    return EXIT_FAIL if report.failed else EXIT_OK
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing when piped."""
+
+    def __init__(self, total: int, label: str, quiet: bool = False) -> None:
+        self.total, self.label = total, label
+        self.enabled = not quiet and sys.stderr.isatty()
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        if not self.enabled:
+            return lambda n=1: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.console import Console
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task(self.label, total=self.total)
+        return lambda n=1: self._bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._bar.__exit__(*exc)
+
+
+def _ask(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from bot import render
+
+    _require_index(app)
+    answer = app.ask(args.question, top_k=args.top_k, filters=_filters(app, args))
+    if args.json:
+        print(json.dumps(render.as_json(answer), ensure_ascii=False))
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(render.rich_renderable(answer))
+        if args.passages:
+            print(render.plain(answer, passages=True).split("\nPassages:", 1)[-1])
+    else:
+        print(render.plain(answer, passages=args.passages))
+    return EXIT_OK
+
+
+def _require_index(app) -> None:  # type: ignore[no-untyped-def]
+    if app.store.chunk_count() == 0:
+        raise NewsbotError(f"no articles are indexed in {app.settings.data_dir}: run `newsbot ingest PATH` first")
+
+
+def _stats(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    s = app.stats()
+    if args.json:
+        print(json.dumps(s))
+        return EXIT_OK
+    print(f"articles:        {s['articles']}")
+    print(f"chunks:          {s['chunks']}")
+    print(f"outlets:         {len(s['sources'])}" + (f" ({', '.join(s['sources'][:8])}"
+                                                     f"{', …' if len(s['sources']) > 8 else ''})" if s['sources'] else ""))
+    print(f"published:       {s['first_published'] or '-'} … {s['last_published'] or '-'}")
+    print(f"index:           {s['data_dir']} (Chroma {s['chroma']['mode']}: {s['chroma']['location']})")
+    print(f"embedding model: {s['embedding_model']}")
+    return EXIT_OK
+
+
+def run() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

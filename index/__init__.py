@@ -1,0 +1,1 @@
+"""Articles in, ranked passages out: load, chunk, embed, store, retrieve."""

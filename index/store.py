@@ -1,0 +1,230 @@
+"""Chroma behind a small interface of our own; the only module that imports chromadb.
+
+Two collections: ``<name>`` holds the chunks with their embeddings; ``<name>_articles`` is the article
+catalogue. An article's catalogue record is written only after all its chunks, so it doubles as the
+commit marker: an article without a matching record is incomplete and gets rewritten on the next
+ingest, which is what makes a killed ingest converge to a clean run's index.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.errors import NewsbotError
+from index.types import Passage
+
+log = logging.getLogger(__name__)
+
+PAGE = 5000  # rows per get() page; under Chroma's max batch size
+CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma wants an embedding per record
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article's catalogue record."""
+
+    id: str
+    title: str
+    source: str
+    url: str
+    published_at: str
+    published_ts: int
+    content_hash: str
+    n_chunks: int
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk as written to (or read back from) the store."""
+
+    id: str
+    text: str
+    meta: dict[str, Any]
+
+
+class ChromaStore:
+    """Chunks, vectors and the article catalogue in one Chroma database (embedded or server)."""
+
+    def __init__(self, *, path: Path | None = None, host: str = "", port: int = 8000, ssl: bool = False,
+                 headers: dict[str, str] | None = None, collection: str = "newsbot",
+                 embedding_model: str = "") -> None:
+        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False)
+        try:
+            if host:
+                self.location = f"{'https' if ssl else 'http'}://{host}:{port}"
+                self._client = chromadb.HttpClient(host=host, port=port, ssl=ssl, headers=headers or {},
+                                                   settings=settings)
+                self._client.heartbeat()
+            else:
+                assert path is not None
+                path.mkdir(parents=True, exist_ok=True)
+                self.location = str(path)
+                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+        except NewsbotError:
+            raise
+        except Exception as err:
+            log.debug("cannot open Chroma", exc_info=True)
+            where = f"Chroma server at {host}:{port}" if host else f"Chroma database in {path}"
+            raise NewsbotError(f"cannot open the {where}: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}") from err
+        self.mode = "server" if host else "embedded"
+        self._chunks = self._client.get_or_create_collection(
+            collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": embedding_model} if embedding_model else None)
+        self._catalog = self._client.get_or_create_collection(f"{collection}_articles", embedding_function=None)
+        stored_model = (self._chunks.metadata or {}).get("embedding_model", "")
+        if embedding_model and stored_model and stored_model != embedding_model:
+            raise NewsbotError(f"this index was built with the embedding model {stored_model!r}, not "
+                               f"{embedding_model!r}: re-ingest into a new --data-dir or change the setting back")
+        if embedding_model and not stored_model:
+            self._set_meta(embedding_model=embedding_model)
+
+    # -- version marker shared by every process using this database -------------------------------------
+    def version(self) -> str:
+        """A token that changes whenever chunks are added or removed (read by lexical-index refresh)."""
+        return str((self._client.get_collection(self._chunks.name).metadata or {}).get("version", ""))
+
+    def bump_version(self) -> str:
+        token = uuid.uuid4().hex
+        self._set_meta(version=token)
+        return token
+
+    def _set_meta(self, **values: str) -> None:
+        meta = dict(self._client.get_collection(self._chunks.name).metadata or {})
+        meta.update(values)
+        meta.pop("hnsw:space", None)
+        self._chunks.modify(metadata=meta)
+
+    @property
+    def embedding_model(self) -> str:
+        return str((self._chunks.metadata or {}).get("embedding_model", ""))
+
+    # -- catalogue ---------------------------------------------------------------------------------------
+    def catalog(self, ids: Sequence[str] | None = None) -> dict[str, StoredArticle]:
+        """Catalogue records for the given article ids (all of them when ``ids`` is None)."""
+        out: dict[str, StoredArticle] = {}
+        if ids is not None:
+            for i in range(0, len(ids), PAGE):
+                res = self._catalog.get(ids=list(ids[i:i + PAGE]), include=["metadatas"])
+                out.update(self._articles(res))
+            return out
+        offset = 0
+        while True:
+            res = self._catalog.get(include=["metadatas"], limit=PAGE, offset=offset)
+            out.update(self._articles(res))
+            if len(res["ids"]) < PAGE:
+                return out
+            offset += PAGE
+
+    @staticmethod
+    def _articles(res: Any) -> dict[str, StoredArticle]:
+        out = {}
+        for id_, m in zip(res["ids"], res["metadatas"] or [], strict=False):
+            m = m or {}
+            if m.get("state") != "ok":
+                continue
+            out[id_] = StoredArticle(id=id_, title=str(m.get("title", "")), source=str(m.get("source", "")),
+                                     url=str(m.get("url", "")), published_at=str(m.get("published_at", "")),
+                                     published_ts=int(m.get("published_ts", 0)),
+                                     content_hash=str(m.get("content_hash", "")), n_chunks=int(m.get("n_chunks", 0)))
+        return out
+
+    def article_count(self) -> int:
+        return len(self.catalog())
+
+    def chunk_count(self) -> int:
+        return self._chunks.count()
+
+    # -- writes ------------------------------------------------------------------------------------------
+    def write_articles(self, items: Sequence[tuple[dict[str, Any], Sequence[ChunkRecord], np.ndarray]],
+                       batch: int = 4000) -> None:
+        """Replace each article's chunks, then commit its catalogue record (``dict`` = catalogue metadata)."""
+        if not items:
+            return
+        ids = [meta["article_id"] for meta, _, _ in items]
+        self._chunks.delete(where={"article_id": {"$in": ids}})
+        records = [(r, vec) for _, chunks, vecs in items for r, vec in zip(chunks, vecs, strict=True)]
+        for i in range(0, len(records), batch):
+            part = records[i:i + batch]
+            self._chunks.add(ids=[r.id for r, _ in part], documents=[r.text for r, _ in part],
+                             metadatas=[r.meta for r, _ in part],
+                             embeddings=np.asarray([v for _, v in part], dtype=np.float32))
+        self._catalog.upsert(ids=ids, embeddings=[CATALOG_VECTOR] * len(ids),
+                             metadatas=[{**meta, "state": "ok"} for meta, _, _ in items])
+
+    def delete_article(self, article_id: str) -> int:
+        """Remove an article's chunks and record; returns how many chunks went."""
+        found = self._chunks.get(where={"article_id": article_id}, include=[])
+        existing = self._catalog.get(ids=[article_id], include=["metadatas"])
+        if existing["ids"]:
+            meta = dict((existing["metadatas"] or [{}])[0] or {})
+            self._catalog.upsert(ids=[article_id], embeddings=[CATALOG_VECTOR], metadatas=[{**meta, "state": "deleting"}])
+        if found["ids"]:
+            self._chunks.delete(ids=found["ids"])
+        self._catalog.delete(ids=[article_id])
+        return len(found["ids"])
+
+    def find_article_ids(self, key: str) -> list[str]:
+        """Article ids matching an id or a URL."""
+        if self._catalog.get(ids=[key], include=[])["ids"]:
+            return [key]
+        if self._chunks.get(where={"article_id": key}, include=[], limit=1)["ids"]:
+            return [key]  # orphaned chunks of an interrupted write
+        res = self._catalog.get(where={"url": key}, include=[])
+        return list(res["ids"])
+
+    # -- reads -------------------------------------------------------------------------------------------
+    def iter_chunks(self) -> Iterator[ChunkRecord]:
+        """Every stored chunk with text and metadata, in storage order."""
+        offset = 0
+        while True:
+            res = self._chunks.get(include=["documents", "metadatas"], limit=PAGE, offset=offset)
+            for id_, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False):
+                yield ChunkRecord(id_, doc or "", dict(meta or {}))
+            if len(res["ids"]) < PAGE:
+                return
+            offset += PAGE
+
+    def get_chunks(self, ids: Sequence[str]) -> dict[str, ChunkRecord]:
+        if not ids:
+            return {}
+        res = self._chunks.get(ids=list(ids), include=["documents", "metadatas"])
+        return {i: ChunkRecord(i, d or "", dict(m or {}))
+                for i, d, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False)}
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        res = self._chunks.get(ids=list(ids), include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(res["ids"], res["embeddings"], strict=False)}
+
+    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Passage]:
+        """The ``k`` nearest chunks by cosine similarity (score = 1 - distance)."""
+        n = self._chunks.count()
+        if n == 0:
+            return []
+        res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, n),
+                                 where=where or None, include=["documents", "metadatas", "distances"])
+        out = []
+        for id_, doc, meta, dist in zip(res["ids"][0], (res["documents"] or [[]])[0], (res["metadatas"] or [[]])[0],
+                                        (res["distances"] or [[]])[0], strict=False):
+            out.append(passage_from(ChunkRecord(id_, doc or "", dict(meta or {})), 1.0 - float(dist)))
+        return out
+
+
+def passage_from(record: ChunkRecord, score: float) -> Passage:
+    m = record.meta
+    return Passage(chunk_id=record.id, article_id=str(m.get("article_id", "")), text=record.text, score=score,
+                   title=str(m.get("title", "")), source=str(m.get("source", "")), url=str(m.get("url", "")),
+                   published_at=str(m.get("published_at", "")), position=int(m.get("position", 0)), meta=m)
