@@ -7,7 +7,7 @@ SHARED ?= ../shared/data
 DEMO_DIR := .newsbot-demo
 EVAL_DIR ?= .newsbot-eval
 
-.PHONY: install demo test bench eval lint clean
+.PHONY: install demo test bench bench-discord eval lint clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ eval: install
 
 bench: install
 	$(PY) bench/run.py --shared $(SHARED)
+
+# 100 concurrent simulated /ask interactions against the MultiHop-RAG index (`make eval` builds it)
+bench-discord: install
+	$(PY) bench/discord_load.py --data-dir $(EVAL_DIR) --questions $(SHARED)/multihop-rag/dev-queries.json.gz
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(EVAL_DIR) .pytest_cache

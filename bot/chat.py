@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from bot import render
 from bot.app import App
 from bot.conversation import Turn
+from bot.live import stream_draft
 from bot.types import Answer
 from index.errors import NewsbotError
 from index.retrieve import NO_FILTERS, Filters
@@ -32,6 +33,7 @@ def run_chat(app: App, *, top_k: int | None = None, filters: Filters = NO_FILTER
         lines = _prompt_lines(app)
         show("newsbot chat — ask about the news; /help for commands.")
     else:
+        console = None
         show = print
         show_answer = lambda a: print(render.plain(a) + "\n", flush=True)  # noqa: E731
         lines = (line.rstrip("\n") for line in sys.stdin)
@@ -61,7 +63,7 @@ def run_chat(app: App, *, top_k: int | None = None, filters: Filters = NO_FILTER
                 show(f"Unknown command {cmd}; /help lists the commands.")
             continue
         try:
-            last = app.ask(text, history, top_k=top_k, filters=filters)
+            last = stream_draft(app.ask_stream(text, history, top_k=top_k, filters=filters), console=console)
         except NewsbotError as err:
             show(f"newsbot: {err}")
             continue

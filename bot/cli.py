@@ -25,9 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ing = sub.add_parser("ingest", help="add or update articles from files, directories or .gz archives")
-    ing.add_argument("paths", nargs="+", metavar="PATH")
+    ing = sub.add_parser("ingest", help="add or update articles from files, directories, .gz archives, URLs, feeds")
+    ing.add_argument("paths", nargs="*", metavar="PATH|URL")
+    ing.add_argument("--feed", action="append", default=[], metavar="URL", help="every entry of this RSS/Atom feed "
+                     "(repeatable)")
     ing.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    w = sub.add_parser("watch", help="keep ingesting new and changed entries of RSS/Atom feeds")
+    w.add_argument("feeds", nargs="+", metavar="FEED")
+    w.add_argument("--every", default="15m", help="time between rounds, e.g. 30s, 15m, 1h (default 15m)")
+    w.add_argument("--rounds", type=int, default=0, help="stop after N rounds (default: until interrupted)")
+    w.add_argument("--json", action="store_true", help="one JSON summary line per round")
 
     ask = sub.add_parser("ask", help="answer one question with citations")
     ask.add_argument("question")
@@ -40,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = sub.add_parser("stats", help="what the index holds")
     stats.add_argument("--json", action="store_true")
+
+    ev = sub.add_parser("eval", help="measure retrieval and answers on MultiHop-RAG-format questions")
+    ev.add_argument("--questions", type=Path, required=True, help="JSON array or JSONL (optionally .gz)")
+    ev.add_argument("--top-k", type=int, default=10)
+    ev.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    ev.add_argument("--dump", type=Path, help="write one JSON line per question here")
+    ev.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+    sub.add_parser("discord", help="run the Discord bot (needs DISCORD_TOKEN; see docs/discord.md)")
 
     fg = sub.add_parser("forget", help="remove one article (by id or url) everywhere")
     fg.add_argument("article_id", metavar="ARTICLE_ID")
@@ -90,7 +107,8 @@ def _configure_logging(level: str, verbose: bool, data_dir: Path) -> Path | None
     console.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper(), logging.WARNING))
     console.setFormatter(logging.Formatter("newsbot: %(message)s"))
     root.addHandler(console)
-    for noisy in ("chromadb", "httpx", "httpcore", "urllib3", "onnxruntime", "bm25s", "discord", "asyncio"):
+    for noisy in ("chromadb", "httpx", "httpcore", "urllib3", "onnxruntime", "bm25s", "discord", "asyncio", "openai",
+                  "ollama", "llama_index"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,8 +134,16 @@ def _run(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-
         from bot.chat import run_chat
 
         return run_chat(app, top_k=args.top_k, filters=_filters(app, args))
+    if args.command == "watch":
+        return _watch(app, args)
     if args.command == "stats":
         return _stats(app, args)
+    if args.command == "discord":
+        from bot.discord_bot import run_discord
+
+        return run_discord(app)
+    if args.command == "eval":
+        return _eval(app, args)
     if args.command == "forget":
         ids, removed = app.forget(args.article_id)
         if args.json:
@@ -145,7 +171,43 @@ def _filters(app, args: argparse.Namespace):  # type: ignore[no-untyped-def]
                    until=when(args.until, "until", True))
 
 
+def _feeds(app, feeds: list[str], as_json: bool, *, only_new: bool) -> int:  # type: ignore[no-untyped-def]
+    summary, report = app.ingest_feeds(feeds, only_new=only_new)
+    if as_json:
+        print(json.dumps({"feeds": summary.as_dict(), **report.as_dict()}), flush=True)
+    else:
+        for e in report.errors:
+            print(f"newsbot: {e}", file=sys.stderr)
+        print(f"{summary.feeds} feeds ({summary.not_modified} not modified, {summary.failed} failed), "
+              f"{summary.entries} entries, {summary.fetched} fetched; {report.new} new, {report.updated} updated, "
+              f"{report.unchanged} unchanged, {report.failed} failed; {report.seconds:.1f} s", flush=True)
+    return EXIT_FAIL if report.failed else EXIT_OK
+
+
+def _watch(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from index.feeds import parse_every, watch
+
+    try:
+        every = parse_every(args.every)
+    except ValueError:
+        raise NewsbotError(f"--every: not a duration: {args.every!r} (try 30s, 15m or 1h)") from None
+
+    def one_round() -> None:
+        try:
+            _feeds(app, args.feeds, args.json, only_new=True)
+        except NewsbotError as err:  # e.g. the Chroma server is down: report, keep watching
+            print(f"newsbot: {err}", file=sys.stderr, flush=True)
+
+    watch(one_round, every, rounds=args.rounds)
+    return EXIT_OK
+
+
 def _ingest(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    if not args.paths and not args.feed:
+        raise NewsbotError("nothing to ingest: give files, directories, URLs or --feed URL")
+    code = _feeds(app, args.feed, args.json, only_new=False) if args.feed else EXIT_OK
+    if not args.paths:
+        return code
     items = app.load(args.paths)
     from index.types import LoadError
 
@@ -163,7 +225,7 @@ def _ingest(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-de
             print(f"newsbot: {e}", file=sys.stderr)
         print(f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged, {report.failed} failed; "
               f"{report.chunks_added} chunks written, {report.chunks_total} in the index; {report.seconds:.1f} s")
-    return EXIT_FAIL if report.failed else EXIT_OK
+    return EXIT_FAIL if report.failed or code else EXIT_OK
 
 
 class _progress:
@@ -194,7 +256,15 @@ def _ask(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from bot import render
 
     _require_index(app)
-    answer = app.ask(args.question, top_k=args.top_k, filters=_filters(app, args))
+    if args.json or app.llm is None:
+        answer = app.ask(args.question, top_k=args.top_k, filters=_filters(app, args))
+    else:  # an LLM writes the answer: show its draft as it streams, then the verified answer
+        from rich.console import Console
+
+        from bot.live import stream_draft
+
+        answer = stream_draft(app.ask_stream(args.question, top_k=args.top_k, filters=_filters(app, args)),
+                              console=Console() if sys.stdout.isatty() else None)
     if args.json:
         print(json.dumps(render.as_json(answer), ensure_ascii=False))
     elif sys.stdout.isatty():
@@ -208,9 +278,26 @@ def _ask(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     return EXIT_OK
 
 
+def _eval(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from bot import evaluate
+
+    _require_index(app)
+    questions = evaluate.load_questions(args.questions)
+    if args.limit:
+        questions = questions[: args.limit]
+    app.ask("warm up")  # load the model and indexes before timing
+    with _progress(len(questions), "evaluating", quiet=args.json) as advance:
+        result = evaluate.evaluate(questions, lambda q: app.ask(q, top_k=args.top_k), dump=args.dump,
+                                   progress=advance)
+    result["top_k"] = args.top_k
+    result["chunk_tokens"] = evaluate.chunk_lengths(app.chunk_token_counts())
+    print(json.dumps(result) if args.json else evaluate.table(result))
+    return EXIT_OK
+
+
 def _require_index(app) -> None:  # type: ignore[no-untyped-def]
     if app.store.chunk_count() == 0:
-        raise NewsbotError(f"no articles are indexed in {app.settings.data_dir}: run `newsbot ingest PATH` first")
+        raise NewsbotError(f"no articles are indexed in {app.store.location}: run `newsbot ingest PATH` first")
 
 
 def _stats(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

@@ -51,6 +51,7 @@ def as_json(answer: Answer) -> dict[str, Any]:
         "abstained": answer.abstained,
         "mode": answer.mode,
         "model": answer.model,
+        "notice": answer.notice,
         "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title, "source": c.source, "url": c.url,
                        "published_at": c.published_at, "quote": " … ".join(c.quotes), "quotes": list(c.quotes),
                        "score": c.score} for c in answer.citations],

@@ -126,9 +126,12 @@ class LexicalIndex:
             (tmp / "version.json").write_text(json.dumps({"version": self.version, "rows": len(self.ids)}))
             target = data_dir / SNAPSHOT
             old = data_dir / f".lexical-old-{os.getpid()}"
-            if target.exists():
-                os.replace(target, old)
-            os.replace(tmp, target)
+            try:
+                if target.exists():
+                    os.replace(target, old)
+                os.replace(tmp, target)
+            except OSError:  # another process sharing this dir swapped its snapshot in at the same moment
+                log.debug("lexical snapshot in %s was replaced concurrently; keeping the other one", data_dir)
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -185,10 +185,17 @@ def _from_text(text: str, name: str) -> Loaded:
 
 
 def _from_html(text: str, name: str) -> Loaded:
+    return article_from_html(text, origin=name)
+
+
+def article_from_html(text: str, *, origin: str, url: str = "", defaults: dict[str, str] | None = None) -> Loaded:
+    """The main article of an HTML page (title, outlet, date, author, text); ``url`` is its address and id source,
+    ``defaults`` fill fields the page lacks (e.g. a feed entry's title and date)."""
     import trafilatura
 
+    name = origin
     try:
-        doc = trafilatura.bare_extraction(text, with_metadata=True, include_comments=False)
+        doc = trafilatura.bare_extraction(text, url=url or None, with_metadata=True, include_comments=False)
     except Exception as err:  # trafilatura raises many kinds on hostile markup
         log.debug("trafilatura failed on %s", name, exc_info=True)
         return LoadError(name, 0, f"cannot extract article from HTML: {_describe(err)}")
@@ -207,6 +214,11 @@ def _from_html(text: str, name: str) -> Loaded:
     first, _, rest = record["body"].partition("\n")
     if record["title"] and first.strip() == record["title"].strip() and rest.strip():
         record["body"] = rest  # trafilatura repeats the headline as the first line
+    if url:
+        record["url"] = url
+    for key, value in (defaults or {}).items():
+        if value and not record.get(key):
+            record[key] = value
     if not record["title"] and record["body"]:
         record["title"] = record["body"].split("\n", 1)[0][:120]
     return article_from_record(record, origin=name)

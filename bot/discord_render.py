@@ -1,0 +1,247 @@
+"""Answers as Discord messages: Markdown, limits and splitting; pure text in, text out (no discord import)."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot.types import ABSTAIN_TEXT, Answer, Citation
+
+MESSAGE_LIMIT = 2000  # characters in one message
+EMBED_DESCRIPTION_LIMIT = 4096  # characters in an embed description (answers are sent as messages, not embeds)
+EMBED_TOTAL_LIMIT = 6000  # characters across all embeds of one message
+CHOICE_LIMIT = 25  # autocomplete choices shown at once
+CHOICE_TEXT_LIMIT = 100  # characters in a choice's name or value
+THREAD_NAME_LIMIT = 100  # characters in a thread name
+TITLE_LIMIT = 200  # an article title longer than this is shortened in the sources block
+URL_LIMIT = 512  # a longer URL is not linked
+PASSAGE_CHARS = 500  # most characters of a passage shown when a citation has no quoted sentence
+MAX_FOLLOWUPS = 5  # most messages one answer is split into; anything longer is cut with a note
+OUTLETS_SHOWN = 30  # outlets listed by /sources
+MIN_FILL = 0.5  # a preferred split point must fill at least this share of a piece
+
+COOLDOWN_TEXT = "Easy there: you can ask again in {seconds} s."
+BUSY_TEXT = "I'm answering a lot of questions right now; please try again in a minute."
+APOLOGY_TEXT = "Sorry, something went wrong while answering. The problem has been logged; please try again later."
+NOT_HERE_TEXT = "I'm not enabled in this channel."
+DMS_OFF_TEXT = "I don't answer direct messages here; ask me with /ask in a server channel."
+ABSTAIN_HINT = "Try rephrasing it, or use /sources to see what I know."
+
+# Spans a split must never cut: links, citation markers (with the word before them), Markdown, escapes.
+_ATOMS = [re.compile(p) for p in (
+    r"\[(?:\\.|[^\]\\\n])*\]\(<[^>\s]*>\)",  # masked link with preview suppressed
+    r"\[(?:\\.|[^\]\\\n])*\]\([^)\s]*\)",  # masked link
+    r"<[^<>\s]{1,600}>",  # <url>, mentions, channels, custom emoji, timestamps
+    r"https?://[^\s<>]+",  # bare URL
+    r"\S+[ \t]+(?:\[\d+\])+(?![(\[])",  # last word of a sentence with its citation markers
+    r"(?:\[\d+\])+(?!\()",  # a run of citation markers (not a link's text)
+    r"```[\s\S]*?```",  # code block
+    r"`[^`\n]+`",  # inline code
+    r"\*\*[^*\n]+?\*\*", r"__[^_\n]+?__", r"~~[^~\n]+?~~", r"\|\|[^|\n]+?\|\|",  # bold, underline, strike, spoiler
+    r"(?<![\\*])\*[^*\s][^*\n]*?\*(?!\*)", r"(?<![\\\w])_[^_\s][^_\n]*?_(?!\w)",  # italics
+    r"\\.",  # an escaped character
+)]
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+_LINE = re.compile(r"\n")
+_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*(?:[ \t]*(?:\[\d+\])+)?(?=\s)")
+_SPACE = re.compile(r"\s")
+_MARKDOWN = re.compile(r"([\\*_~`|\[\]])")
+_LINE_START = re.compile(r"^([#>\-+])", re.M)
+_NUMBERED = re.compile(r"^(\d+)\.", re.M)
+_MENTION = re.compile(r"@(everyone|here|[!&]?\d+)")
+_USER_TAG = re.compile(r"<(@[!&]?|#)(\d+)>")
+
+
+# -- text safety ---------------------------------------------------------------------------------------------
+def escape(text: str) -> str:
+    """Article or user text shown literally: Markdown disarmed, mentions broken with a zero-width space."""
+    text = _MARKDOWN.sub(r"\\\1", text)
+    text = _LINE_START.sub(r"\\\1", text)
+    text = _NUMBERED.sub(r"\1\\.", text)
+    return neutralize_mentions(text)
+
+
+def neutralize_mentions(text: str) -> str:
+    """``@everyone``, ``@here`` and ``<@id>`` shown but inert even where allowed_mentions is not honoured."""
+    text = _USER_TAG.sub(lambda m: f"<{m.group(1)}\u200b{m.group(2)}>", text)
+    return _MENTION.sub("@\u200b\\1", text)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# -- answers -------------------------------------------------------------------------------------------------
+def source_line(c: Citation) -> str:
+    """``[n] [Title](<url>) — Outlet · date``; the angle brackets stop Discord from previewing the link."""
+    title = escape(_shorten(c.title or c.url or "untitled", TITLE_LIMIT))
+    url = c.url.strip()
+    linkable = url.startswith(("https://", "http://")) and len(url) <= URL_LIMIT and not re.search(r"[\s<>]", url)
+    head = f"[{title}](<{url}>)" if linkable else title
+    meta = " · ".join(escape(x) for x in (c.source, c.date) if x)
+    return f"[{c.n}] {head}" + (f" — {meta}" if meta else "")
+
+
+def sources_block(citations: Sequence[Citation], heading: str = "Sources") -> str:
+    """A bold heading and one compact line per citation."""
+    return "\n".join([f"**{heading}**"] + [source_line(c) for c in citations])
+
+
+def render_answer(answer: Answer) -> str:
+    """The whole answer as Discord Markdown: cited sentences, then the sources block (may exceed one message)."""
+    parts: list[str] = []
+    if answer.notice:
+        parts.append(f"_{escape(answer.notice)}_")
+    if answer.abstained:
+        text = f"{ABSTAIN_TEXT.strip()} {ABSTAIN_HINT}"
+        parts.append(text)
+        if answer.citations:
+            parts.append(sources_block(answer.citations, heading="Closest articles"))
+        return "\n\n".join(parts)
+    body = "\n".join(f"{escape(s.text.strip())} {''.join(f'[{n}]' for n in s.cites)}".rstrip()
+                     for s in answer.statements)
+    parts.append(body)
+    if answer.citations:
+        parts.append(sources_block(answer.citations))
+    return "\n\n".join(parts)
+
+
+def answer_messages(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """The answer split into messages of at most ``limit`` characters (at most MAX_FOLLOWUPS of them)."""
+    return cap(split_message(render_answer(answer), limit), limit)
+
+
+def cap(pieces: list[str], limit: int = MESSAGE_LIMIT, most: int = MAX_FOLLOWUPS) -> list[str]:
+    """At most ``most`` pieces; the last one says that the rest was left out."""
+    if len(pieces) <= most:
+        return pieces
+    note = "\n\n_(The rest was cut: it was too long for Discord.)_"
+    last = pieces[most - 1]
+    return pieces[: most - 1] + [last[: limit - len(note)].rstrip() + note if len(last) + len(note) > limit
+                                 else last + note]
+
+
+def render_passages(answer: Answer) -> str:
+    """The quoted sentences behind each citation, for the "Show passages" button."""
+    if not answer.citations:
+        return "This answer has no cited passages."
+    blocks: list[str] = []
+    for c in answer.citations:
+        lines = [source_line(c)]
+        quotes = list(c.quotes) or [_passage_text(answer, c)]
+        lines += [f"> {escape(_shorten(q, PASSAGE_CHARS * 2))}" for q in quotes if q.strip()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _passage_text(answer: Answer, c: Citation) -> str:
+    for p in answer.passages:
+        if p.chunk_id == c.chunk_id:
+            return _shorten(p.text, PASSAGE_CHARS)
+    return ""
+
+
+def render_stats(stats: dict[str, Any]) -> str:
+    """``/sources``: article count, outlets and publication window."""
+    n, sources = stats.get("articles", 0), list(stats.get("sources") or [])
+    if not n:
+        return "I don't know any articles yet: the index is empty."
+    first, last = (stats.get("first_published") or "")[:10], (stats.get("last_published") or "")[:10]
+    lines = ["**What I know**",
+             f"{n:,} articles ({stats.get('chunks', 0):,} passages) from {len(sources)} "
+             f"outlet{'s' if len(sources) != 1 else ''}."]
+    if first or last:
+        lines.append(f"Published {first or '?'} … {last or '?'}.")
+    if sources:
+        shown = ", ".join(escape(s) for s in sources[:OUTLETS_SHOWN])
+        more = f", … (+{len(sources) - OUTLETS_SHOWN} more)" if len(sources) > OUTLETS_SHOWN else ""
+        lines.append(f"Outlets: {shown}{more}")
+    return split_message("\n".join(lines))[0]
+
+
+def source_choices(outlets: Iterable[str], current: str) -> list[str]:
+    """Outlets matching what the user typed so far: prefix matches first, at most CHOICE_LIMIT."""
+    typed = current.strip().casefold()
+    names = [o for o in dict.fromkeys(outlets) if o and len(o) <= CHOICE_TEXT_LIMIT]
+    hits = [o for o in names if typed in o.casefold()]
+    hits.sort(key=lambda o: (not o.casefold().startswith(typed), o.casefold()))
+    return hits[:CHOICE_LIMIT]
+
+
+def thread_name(question: str) -> str:
+    """A thread title from the question: one line, mentions removed, at most THREAD_NAME_LIMIT characters."""
+    text = _USER_TAG.sub("", question)
+    text = _MENTION.sub(r"\1", text)
+    return _shorten(text, THREAD_NAME_LIMIT) or "newsbot answer"
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queue_text(position: int) -> str:
+    """What someone waiting behind other questions is told."""
+    return f"You're {ordinal(position)} in line; your answer is coming."
+
+
+def cooldown_text(seconds: float) -> str:
+    return COOLDOWN_TEXT.format(seconds=max(1, round(seconds)))
+
+
+# -- splitting -----------------------------------------------------------------------------------------------
+def protected(text: str) -> bytearray:
+    """``flags[i]`` is 1 when a split at offset ``i`` would cut a link, a citation marker or Markdown."""
+    flags = bytearray(len(text) + 1)
+    for pattern in _ATOMS:
+        for m in pattern.finditer(text):
+            flags[m.start() + 1: m.end()] = b"\x01" * max(0, m.end() - m.start() - 1)
+    return flags
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Pieces of at most ``limit`` characters, split at paragraphs, then lines, sentences, spaces.
+
+    Splits never fall inside a protected span unless that span alone is longer than ``limit``. Only the
+    whitespace at each split is dropped: the pieces, in order, are the text with its split whitespace removed.
+    """
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    flags = protected(text)
+    tiers = [sorted({m.start() for m in _PARAGRAPH.finditer(text)}),
+             sorted({m.start() for m in _LINE.finditer(text)}),
+             sorted({m.end() for m in _SENTENCE.finditer(text)}),
+             sorted({m.start() for m in _SPACE.finditer(text)})]
+    tiers = [[c for c in tier if not flags[c]] for tier in tiers]
+    pieces: list[str] = []
+    start, n = 0, len(text)
+    while True:
+        while start < n and text[start].isspace():
+            start += 1
+        if start >= n:
+            return pieces
+        if n - start <= limit:
+            pieces.append(text[start:].rstrip())
+            return pieces
+        end = start + limit
+        cut = _best_cut(tiers, start, end, limit)
+        if cut is None:  # no whitespace: any unprotected offset, else a hard cut
+            cut = next((c for c in range(end, start, -1) if not flags[c]), end)
+        pieces.append(text[start:cut].rstrip())
+        start = cut
+
+
+def _best_cut(tiers: list[list[int]], start: int, end: int, limit: int) -> int | None:
+    best: int | None = None
+    for tier in tiers:
+        i = bisect.bisect_right(tier, end) - 1
+        if i < 0 or tier[i] <= start:
+            continue
+        cut = tier[i]
+        if cut - start >= limit * MIN_FILL:
+            return cut
+        best = cut if best is None else max(best, cut)
+    return best

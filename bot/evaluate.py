@@ -1,0 +1,223 @@
+"""`newsbot eval`: MultiHop-RAG retrieval metrics (as the paper's script computes them) and answer metrics."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.types import Answer
+from index.errors import NewsbotError
+
+NULL_TYPE = "null_query"
+YES_NO = {"yes", "no"}
+
+
+@dataclass(frozen=True)
+class Question:
+    query: str
+    answer: str
+    question_type: str
+    facts: tuple[str, ...]
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Questions from a MultiHop-RAG file: a JSON array or JSONL, optionally gzipped."""
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8-sig")
+    except (OSError, EOFError, ValueError) as err:
+        raise NewsbotError(f"{path}: cannot read questions: {err}") from err
+    try:
+        data = json.loads(text)
+        records = data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        try:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as err:
+            raise NewsbotError(f"{path}: not JSON or JSONL: {err}") from err
+    out = []
+    for i, r in enumerate(records, 1):
+        if not isinstance(r, dict) or not isinstance(r.get("query"), str):
+            raise NewsbotError(f'{path}, record {i}: no "query" string')
+        facts = tuple(str(e.get("fact", "")) for e in r.get("evidence_list") or [] if isinstance(e, dict))
+        out.append(Question(r["query"], str(r.get("answer", "")), str(r.get("question_type", "")), facts))
+    return out
+
+
+def _squash(text: str) -> str:
+    return text.replace(" ", "").replace("\n", "")
+
+
+def retrieval_scores(retrieved: Sequence[str], facts: Sequence[str]) -> dict[str, float]:
+    """Hits@10, Hits@4, MAP@10, MRR@10 for one question, exactly as MultiHop-RAG's retrieval_evaluate.py."""
+    gold = [_squash(f) for f in facts]
+    chunks = [_squash(c) for c in retrieved[:10]]
+    hit10 = hit4 = False
+    first = None
+    found: list[str] = []
+    ap = 0.0
+    for rank, chunk in enumerate(chunks, 1):
+        if any(g in chunk for g in gold):
+            hit10 = True
+            hit4 = hit4 or rank <= 4
+            first = first or rank
+            new = 0
+            for g in gold:
+                if g in chunk and g not in found:
+                    new += 1
+                    found.append(g)
+            ap += new / rank
+    recall = len({g for g in gold if any(g in c for c in chunks)}) / len(set(gold)) if gold else 0.0
+    return {"hits@10": float(hit10), "hits@4": float(hit4), "map@10": ap / min(len(gold), 10) if gold else 0.0,
+            "mrr@10": 1.0 / first if first else 0.0, "recall@10": recall}
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def quote_matches_fact(quote: str, facts: Sequence[str]) -> bool:
+    """A cited quote overlaps a gold fact: one contains the other, or they share half the fact's words."""
+    q = _squash(quote).lower()
+    qwords = set(_WORDS.findall(quote.lower()))
+    for fact in facts:
+        f = _squash(fact).lower()
+        if f and (f in q or q in f):
+            return True
+        fwords = set(_WORDS.findall(fact.lower()))
+        if fwords and len(fwords & qwords) / len(fwords) >= 0.5:
+            return True
+    return False
+
+
+def answer_hit(answer: Answer, gold: str) -> bool | None:
+    """Does the gold answer string appear in the answer or its quotes? None for yes/no and null questions."""
+    g = gold.strip().strip(".").lower()
+    if not g or g in YES_NO or g.startswith("insufficient information"):
+        return None
+    hay = (answer.text + " " + " ".join(q for c in answer.citations for q in c.quotes)).lower()
+    return g in hay
+
+
+def _mean(xs: Iterable[float]) -> float:
+    xs = list(xs)
+    return round(sum(xs) / len(xs), 4) if xs else 0.0
+
+
+def _pct(xs: Sequence[float], p: float) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return round(s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))], 1)
+
+
+def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer], *, dump: Path | None = None,
+             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run every question through ``ask`` and compute the figures ``newsbot eval`` prints."""
+    rows: list[dict[str, Any]] = []
+    out = dump.open("w", encoding="utf-8") if dump else None
+    try:
+        for q in questions:
+            started = time.perf_counter()
+            answer = ask(q.query)
+            ms = (time.perf_counter() - started) * 1000
+            retrieved = [p.text for p in answer.passages]
+            row: dict[str, Any] = {"type": q.question_type, "ms": ms, "abstained": answer.abstained,
+                                   "null": q.question_type == NULL_TYPE}
+            if not row["null"]:
+                row.update(retrieval_scores(retrieved, q.facts))
+                quotes = [qt for c in answer.citations for qt in c.quotes] if not answer.abstained else []
+                row["quotes"] = len(quotes)
+                row["good_quotes"] = sum(quote_matches_fact(qt, q.facts) for qt in quotes)
+                row["answer_hit"] = answer_hit(answer, q.answer)
+            rows.append(row)
+            if out:
+                out.write(json.dumps({"query": q.query, "question_type": q.question_type, "retrieved": retrieved,
+                                      "answer": answer.text, "abstained": answer.abstained,
+                                      "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title,
+                                                     "source": c.source, "quotes": list(c.quotes)}
+                                                    for c in answer.citations]}, ensure_ascii=False) + "\n")
+            if progress:
+                progress(1)
+    finally:
+        if out:
+            out.close()
+    return summarise(rows)
+
+
+METRICS = ("hits@10", "hits@4", "map@10", "mrr@10", "recall@10")
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    answerable = [r for r in rows if not r["null"]]
+    nulls = [r for r in rows if r["null"]]
+    hits = [r["answer_hit"] for r in answerable if r.get("answer_hit") is not None]
+    quotes = sum(r["quotes"] for r in answerable)
+    result: dict[str, Any] = {"n": len(rows), "n_answerable": len(answerable), "n_null": len(nulls)}
+    result.update({m: _mean(r[m] for r in answerable) for m in METRICS})
+    result.update({
+        "null_abstain_rate": _mean(float(r["abstained"]) for r in nulls),
+        "answerable_abstain_rate": _mean(float(r["abstained"]) for r in answerable),
+        "citation_precision": round(sum(r["good_quotes"] for r in answerable) / quotes, 4) if quotes else 0.0,
+        "answer_hit_rate": _mean(float(h) for h in hits),
+        "latency_ms": {"p50": _pct([r["ms"] for r in rows], 50), "p95": _pct([r["ms"] for r in rows], 95)},
+    })
+    by_type: dict[str, Any] = {}
+    for t in sorted({r["type"] for r in rows}):
+        group = [r for r in rows if r["type"] == t]
+        entry: dict[str, Any] = {"n": len(group), "abstain_rate": _mean(float(r["abstained"]) for r in group)}
+        if t != NULL_TYPE:
+            entry.update({m: _mean(r[m] for r in group) for m in METRICS})
+        by_type[t] = entry
+    result["by_type"] = by_type
+    return result
+
+
+def chunk_lengths(tokens: Sequence[int]) -> dict[str, float]:
+    """Distribution of chunk lengths in model tokens."""
+    if not tokens:
+        return {}
+    return {"n": len(tokens), "min": min(tokens), "p50": statistics.median(tokens), "p95": _pct(tokens, 95),
+            "max": max(tokens), "mean": round(statistics.fmean(tokens), 1)}
+
+
+# Reference rows from issue #4 (same 609 articles, 256-token chunks, top 10).
+REFERENCE = [
+    ("paper's best: voyage-02 + bge-reranker-large", {"hits@10": 0.747, "hits@4": 0.663, "mrr@10": 0.586}),
+    ("plain LlamaIndex VectorStoreIndex, MiniLM", {"hits@10": 0.73, "hits@4": 0.53, "mrr@10": 0.40, "map@10": 0.18}),
+    ("BM25 alone (bm25s)", {"hits@10": 0.85, "hits@4": 0.71, "mrr@10": 0.57, "map@10": 0.28}),
+]
+TARGET = {"hits@10": 0.93, "hits@4": 0.85, "mrr@10": 0.72, "map@10": 0.45}
+
+
+def table(result: dict[str, Any]) -> str:
+    """The comparison table and the answer figures as text."""
+    cols = ("hits@10", "hits@4", "mrr@10", "map@10")
+    lines = [f"{'':48} {'Hits@10':>8} {'Hits@4':>8} {'MRR@10':>8} {'MAP@10':>8}"]
+    for name, vals in [*REFERENCE, ("target", TARGET), ("newsbot (this run)", result)]:
+        lines.append(f"{name:48} " + " ".join(f"{vals[c]:>8.3f}" if c in vals else f"{'–':>8}" for c in cols))
+    lines.append("")
+    lines.append(f"questions: {result['n']} ({result['n_answerable']} answerable, {result['n_null']} null)")
+    lines.append(f"recall@10 of gold facts: {result['recall@10']:.3f}")
+    lines.append(f"abstained: {result['null_abstain_rate']:.1%} of null questions, "
+                 f"{result['answerable_abstain_rate']:.1%} of answerable ones")
+    lines.append(f"citation precision: {result['citation_precision']:.3f}; "
+                 f"answer-string hit rate: {result['answer_hit_rate']:.3f}")
+    lines.append(f"latency per question: p50 {result['latency_ms']['p50']} ms, p95 {result['latency_ms']['p95']} ms")
+    if result.get("chunk_tokens"):
+        c = result["chunk_tokens"]
+        lines.append(f"chunk length (model tokens): min {c['min']}, median {c['p50']}, p95 {c['p95']}, max {c['max']}")
+    lines.append("")
+    lines.append(f"{'by type':24} {'n':>5} {'Hits@10':>8} {'Hits@4':>8} {'MRR@10':>8} {'MAP@10':>8} {'abstain':>8}")
+    for t, e in result["by_type"].items():
+        vals = " ".join(f"{e[c]:>8.3f}" if c in e else f"{'–':>8}" for c in cols)
+        lines.append(f"{t:24} {e['n']:>5} {vals} {e['abstain_rate']:>8.3f}")
+    return "\n".join(lines)
