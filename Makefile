@@ -7,7 +7,7 @@ SHARED ?= ../shared/data
 DEMO_DIR := .newsbot-demo
 EVAL_DIR ?= .newsbot-eval
 
-.PHONY: install demo test bench bench-discord eval lint clean
+.PHONY: install demo test fuzz bench bench-discord eval lint clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,15 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# >= 10,000 generated cases: the properties of tests/test_fuzz.py with NEWSBOT_FUZZ_EXAMPLES examples per unit
+# of weight and fresh random seeds (``make test`` runs a small fixed-seed slice of the same properties)
+FUZZ_EXAMPLES ?= 2100
+fuzz: install
+	rm -f .fuzz-report.jsonl
+	NEWSBOT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) NEWSBOT_FUZZ_REPORT=$(CURDIR)/.fuzz-report.jsonl \
+		$(PY) -m pytest tests/test_fuzz.py -p no:cacheprovider --hypothesis-show-statistics
+	@cat .fuzz-report.jsonl && rm -f .fuzz-report.jsonl
+
 lint: install
 	$(VENV)/bin/ruff check bot index prompts tests bench
 
@@ -34,8 +43,10 @@ eval: install
 	$(NEWSBOT) --data-dir $(EVAL_DIR) ingest $(SHARED)/multihop-rag/corpus.json.gz
 	$(NEWSBOT) --data-dir $(EVAL_DIR) eval --questions $(SHARED)/multihop-rag/dev-queries.json.gz
 
+# ingest throughput (vs plain LlamaIndex), cold start, warm latency, scale curve, memory; BENCH_ARGS="--scales 1,4"
 bench: install
-	$(PY) bench/run.py --shared $(SHARED)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/run.py --shared $(SHARED) $(BENCH_ARGS)
 
 # 100 concurrent simulated /ask interactions against the MultiHop-RAG index (`make eval` builds it)
 bench-discord: install

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.types import Answer, Citation, Statement
 from index.chunk import split_sentences
@@ -13,6 +13,9 @@ from index.lexical import tokenize
 from index.types import Passage
 
 MIN_WORDS = 4
+PART_MIN_FIT = 0.3
+KEEP_RATIO = 0.6  # later sentences must cover at least this share of what the best one covers
+MIN_RELEVANCE = 0.15  # and never less than this share of the question
 MAX_SENTENCE_CHARS = 600
 _WORD = re.compile(r"\w+")
 
@@ -23,7 +26,7 @@ class AnswerConfig:
 
     max_quotes: int = 5
     passages_considered: int = 10
-    abstain_threshold: float = 0.35  # minimum evidence score; calibrated with `newsbot eval`
+    abstain_threshold: float = 0.30  # minimum evidence score; calibrated with `newsbot eval`
     closest_articles: int = 3
 
 
@@ -55,16 +58,47 @@ def evidence_score(passages: Sequence[Passage], coverage: float) -> float:
 
 
 def compose(question: str, passages: Sequence[Passage], idf: dict[str, float], *, context: str = "",
-            config: AnswerConfig = AnswerConfig()) -> Answer:
-    """An extractive, cited answer to ``question`` from ``passages`` (best first), or an abstention."""
+            parts: Sequence[str] = (), config: AnswerConfig = AnswerConfig()) -> Answer:
+    """An extractive, cited answer to ``question`` from ``passages`` (best first), or an abstention.
+
+    ``parts`` are the separate claims of a multi-part question; each gets its own best sentence first."""
     weights = question_terms(question, context)
     total = sum(weights[t] * idf.get(t, 1.0) for t in weights) or 1.0
     candidates = _candidates(passages[: config.passages_considered], weights, idf, total)
     best_cover = max((c.relevance for c in candidates), default=0.0)
     if not candidates or evidence_score(passages, best_cover) < config.abstain_threshold:
         return abstention(question, passages, config)
-    chosen = _select(candidates, weights, idf, total, config.max_quotes)
+    chosen = _per_part(candidates, parts, idf, config.max_quotes)
+    chosen += _select([c for c in candidates if c not in chosen], weights, idf, total,
+                      config.max_quotes - len(chosen), chosen)
     return _cite(question, chosen, passages)
+
+
+def _coverage(terms: frozenset[str], weights: dict[str, float], idf: dict[str, float], total: float,
+              skip: set[str] | frozenset[str] = frozenset()) -> float:
+    """Share of the question's idf-weighted terms found in ``terms`` (ignoring those in ``skip``)."""
+    return sum(weights[t] * idf.get(t, 1.0) for t in terms if t in weights and t not in skip) / total
+
+
+def _rank_prior(c: _Candidate) -> float:
+    return c.passage.score / math.sqrt(1 + c.passage_rank)
+
+
+def _per_part(candidates: list[_Candidate], parts: Sequence[str], idf: dict[str, float],
+              limit: int) -> list[_Candidate]:
+    """The best sentence for each part of the question, when it covers enough of that part."""
+    chosen: list[_Candidate] = []
+    for part in parts:
+        weights = question_terms(part)
+        total = sum(weights[t] * idf.get(t, 1.0) for t in weights)
+        pool = [c for c in candidates if c not in chosen]
+        if not total or not pool or len(chosen) >= limit:
+            continue
+        fits = [_coverage(c.terms, weights, idf, total) + 0.2 * _rank_prior(c) for c in pool]
+        best = max(range(len(pool)), key=fits.__getitem__)
+        if fits[best] >= PART_MIN_FIT:
+            chosen.append(pool[best])
+    return chosen
 
 
 def abstention(question: str, passages: Sequence[Passage], config: AnswerConfig = AnswerConfig()) -> Answer:
@@ -84,7 +118,7 @@ def _candidates(passages: Sequence[Passage], weights: dict[str, float], idf: dic
     out = []
     seen_text: set[str] = set()
     for rank, p in enumerate(passages):
-        for sentence in split_sentences(p.text):
+        for sentence in p.sentences or split_sentences(p.text):
             words = len(_WORD.findall(sentence))
             key = " ".join(sentence.lower().split())
             if words < MIN_WORDS or len(sentence) > MAX_SENTENCE_CHARS or key in seen_text:
@@ -97,23 +131,25 @@ def _candidates(passages: Sequence[Passage], weights: dict[str, float], idf: dic
 
 
 def _select(candidates: list[_Candidate], weights: dict[str, float], idf: dict[str, float], total: float,
-            limit: int) -> list[_Candidate]:
+            limit: int, already: Sequence[_Candidate] = ()) -> list[_Candidate]:
     """Greedy selection: relevance, plus new question terms covered, minus repeats of an article."""
     chosen: list[_Candidate] = []
-    covered: set[str] = set()
+    covered: set[str] = {t for c in already for t in c.terms if t in weights}
     articles: dict[str, int] = {}
-    best = max(c.relevance for c in candidates)
+    for c in already:
+        articles[c.passage.article_id] = articles.get(c.passage.article_id, 0) + 1
+    if not candidates or limit <= 0:
+        return chosen
+    best = max(c.relevance for c in [*candidates, *already])
     pool = list(candidates)
     while pool and len(chosen) < limit:
-        def gain(c: _Candidate) -> float:
-            new = sum(weights[t] * idf.get(t, 1.0) for t in c.terms if t in weights and t not in covered) / total
-            rank_prior = 1.0 / math.sqrt(1 + c.passage_rank)
-            repeat = 0.15 * articles.get(c.passage.article_id, 0)
-            return 0.45 * c.relevance + 0.35 * new + 0.2 * rank_prior * c.passage.score - repeat
-
-        top = max(pool, key=gain)
+        gains = [0.45 * c.relevance + 0.35 * _coverage(c.terms, weights, idf, total, covered)
+                 + 0.2 * _rank_prior(c) - 0.15 * articles.get(c.passage.article_id, 0) for c in pool]
+        i = max(range(len(pool)), key=gains.__getitem__)
+        top = pool[i]
         adds = any(t in weights and t not in covered for t in top.terms)
-        if chosen and (top.relevance < 0.5 * best or gain(top) <= 0.1 or (not adds and top.relevance < 0.8 * best)):
+        weak = top.relevance < max(KEEP_RATIO * best, MIN_RELEVANCE) or gains[i] <= 0.1 or (not adds and top.relevance < 0.8 * best)
+        if (chosen or already) and weak:
             break
         chosen.append(top)
         pool.remove(top)
@@ -143,3 +179,31 @@ def _cite(question: str, chosen: list[_Candidate], passages: Sequence[Passage]) 
 def _citation(n: int, p: Passage, quotes: tuple[str, ...]) -> Citation:
     return Citation(n=n, article_id=p.article_id, chunk_id=p.chunk_id, title=p.title, source=p.source, url=p.url,
                     published_at=p.published_at, quotes=quotes, score=round(p.score, 4))
+
+
+CUT_NOTE = "answer cut at {limit:,} characters (NEWSBOT_MAX_ANSWER_CHARS)"
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s")
+
+
+def truncate(answer: Answer, limit: int) -> Answer:
+    """The answer with trailing statements dropped (or the first cut at a sentence end) so ``answer.text`` fits
+    in ``limit`` characters; citations no remaining statement uses are dropped and a notice says so."""
+    if answer.abstained or len(answer.text) <= limit:
+        return answer
+    kept: list[Statement] = []
+    for s in answer.statements:
+        trial = replace(answer, statements=(*kept, s))
+        if len(trial.text) > limit:
+            break
+        kept.append(s)
+    if not kept and answer.statements:
+        first = answer.statements[0]
+        room = max(limit - 4 - 4 * len(first.cites), 1)  # the " [n]" markers stay
+        head = first.text[:room]
+        ends = [m.end() for m in _SENTENCE_END.finditer(head + " ")]
+        head = head[: ends[-1]].rstrip() if ends else head.rsplit(" ", 1)[0].rstrip() + "…"
+        kept = [Statement(head, first.cites)]
+    used = {n for s in kept for n in s.cites}
+    notice = CUT_NOTE.format(limit=limit)
+    return replace(answer, statements=tuple(kept), citations=tuple(c for c in answer.citations if c.n in used),
+                   notice=f"{answer.notice}; {notice}" if answer.notice else notice)

@@ -11,13 +11,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.answer import AnswerConfig, compose
+from bot.answer import AnswerConfig, compose, truncate
 from bot.conversation import Turn, condense
 from bot.generate import condense_question, generate
 from bot.llm import ChatModel, LLMError, build_chat_model
 from bot.settings import Settings
 from bot.types import Answer
-from index.embed import MODEL_NAME, Embedder
+from index.embed import Embedder, model_name, precision_of
 from index.errors import NewsbotError
 from index.ingest import ChunkingConfig, IngestReport, forget, ingest
 from index.lexical import tokenize
@@ -62,19 +62,37 @@ class App:
             return self._embedder
         from index.embed import MiniLM
 
-        return MiniLM(self.settings.cache_dir, threads=self.settings.embed_threads)
+        return MiniLM(self.settings.cache_dir, threads=self.settings.embed_threads, precision=self.precision)
+
+    @cached_property
+    def precision(self) -> str:
+        """The embedding precision in use: the one an existing index was built with, else the setting's."""
+        wanted = self.settings.embed_precision
+        probe = self._open_store("")  # no model check: we are reading which model the index has
+        recorded = precision_of(probe.embedding_model)
+        if recorded:
+            self._probe = probe  # already records our model: reuse it as the store
+        if recorded and recorded != wanted:
+            log.info("this index holds %s embeddings; NEWSBOT_EMBED_PRECISION=%s applies to new indexes", recorded,
+                     wanted)
+        return recorded or wanted
 
     @property
     def embedding_model(self) -> str:
-        return self._embedder.name if self._embedder is not None else MODEL_NAME
+        return self._embedder.name if self._embedder is not None else model_name(self.precision)
 
     @cached_property
     def store(self) -> ChromaStore:
+        name = self.embedding_model
+        probe = getattr(self, "_probe", None)
+        return probe if probe is not None and probe.embedding_model == name else self._open_store(name)
+
+    def _open_store(self, embedding_model: str) -> ChromaStore:
         s = self.settings
         if s.chroma_host:
             return ChromaStore(host=s.chroma_host, port=s.chroma_port, ssl=s.chroma_ssl, headers=s.chroma_headers(),
-                               collection=s.collection, embedding_model=self.embedding_model)
-        return ChromaStore(path=s.data_dir / "chroma", collection=s.collection, embedding_model=self.embedding_model)
+                               collection=s.collection, embedding_model=embedding_model)
+        return ChromaStore(path=s.data_dir / "chroma", collection=s.collection, embedding_model=embedding_model)
 
     @property
     def lexical_dir(self) -> Path:
@@ -178,13 +196,15 @@ class App:
                 notice = str(err)
         if answer is None:
             idf = self.retriever.lexical().idf(tokenize([standalone])[0])
-            answer = compose(question, passages, idf, context=context, config=self.answer_config)
+            answer = compose(question, passages, idf, context=context, parts=self.retriever.plan(question).clauses,
+                             config=self.answer_config)
             if notice:
                 answer = replace(answer, notice=f"{notice}; showing the extractive answer")
         done = time.perf_counter()
         timings = {"condense": round((condensed - started) * 1000, 1),
                    "retrieve": round((retrieved - condensed) * 1000, 1),
                    "answer": round((done - retrieved) * 1000, 1), "total": round((done - started) * 1000, 1)}
+        answer = truncate(answer, self.settings.max_answer_chars)
         yield replace(answer, standalone_question=standalone, timings_ms=timings)
 
     def check_question(self, question: str) -> str:

@@ -93,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("newsbot: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`newsbot ask … | head -1`): stop quietly
+        _quiet_stdout()
+        return EXIT_OK
     except Exception as err:  # the user gets one line; the log file gets the traceback
         log.debug("unexpected error", exc_info=True)
         where = f"; details in {logfile}" if "logfile" in locals() and logfile else ""
@@ -106,9 +109,11 @@ def _configure_logging(level: str, verbose: bool, data_dir: Path) -> Path | None
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper(), logging.WARNING))
     console.setFormatter(logging.Formatter("newsbot: %(message)s"))
+    # trafilatura logs its parse failures as ERRORs; the loader already reports them as one LoadError per file
+    console.addFilter(lambda record: not record.name.startswith("trafilatura"))
     root.addHandler(console)
     for noisy in ("chromadb", "httpx", "httpcore", "urllib3", "onnxruntime", "bm25s", "discord", "asyncio", "openai",
-                  "ollama", "llama_index"):
+                  "ollama", "llama_index", "trafilatura", "htmldate", "courlan", "justext"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -238,8 +243,8 @@ class _progress:
     def __enter__(self):  # type: ignore[no-untyped-def]
         if not self.enabled:
             return lambda n=1: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TimeRemainingColumn(), console=Console(stderr=True), transient=True)
@@ -307,15 +312,30 @@ def _stats(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def
         return EXIT_OK
     print(f"articles:        {s['articles']}")
     print(f"chunks:          {s['chunks']}")
-    print(f"outlets:         {len(s['sources'])}" + (f" ({', '.join(s['sources'][:8])}"
-                                                     f"{', …' if len(s['sources']) > 8 else ''})" if s['sources'] else ""))
+    names = ", ".join(s["sources"][:8]) + (", …" if len(s["sources"]) > 8 else "")
+    print(f"outlets:         {len(s['sources'])}" + (f" ({names})" if s["sources"] else ""))
     print(f"published:       {s['first_published'] or '-'} … {s['last_published'] or '-'}")
     print(f"index:           {s['data_dir']} (Chroma {s['chroma']['mode']}: {s['chroma']['location']})")
     print(f"embedding model: {s['embedding_model']}")
     return EXIT_OK
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone, so the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def run() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    sys.exit(code)

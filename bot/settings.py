@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -21,14 +20,18 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = Field(None, description="Where the ONNX export of the model is cached "
                                                            "(default: <data_dir>/models).")
     embed_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = one per core.")
+    embed_precision: Literal["int8", "fp32"] = Field("int8", description="Embedding model precision for new "
+                                                     "indexes; an existing index keeps the one it was built with.")
     title_prefix: bool = Field(True, description="Embed title, outlet and date with each chunk.")
     top_k: int = Field(10, ge=1, le=100, description="Passages retrieved per question.")
-    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the dense score in fusion.")
+    dense_weight: float = Field(0.4, ge=0.0, le=1.0, description="Weight of the dense score in fusion.")
     max_quotes: int = Field(5, ge=1, le=10, description="Most sentences quoted in an extractive answer.")
-    abstain_threshold: float = Field(0.35, ge=0.0, le=1.0, description="Evidence below this abstains.")
+    abstain_threshold: float = Field(0.30, ge=0.0, le=1.0, description="Evidence below this abstains.")
     max_file_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Largest input file accepted.")
     max_article_chars: int = Field(1_000_000, ge=100, description="Longest article body accepted.")
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    max_answer_chars: int = Field(4000, ge=200, description="Longest answer text shown; longer ones are cut at a "
+                                  "sentence end, with a note.")
     log_level: str = Field("WARNING", description="DEBUG, INFO, WARNING or ERROR.")
 
     chroma_host: str = Field("", description="Chroma server host; empty = embedded Chroma in <data_dir>/chroma.")

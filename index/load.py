@@ -12,7 +12,7 @@ import logging
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,9 @@ def load_file(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         yield LoadError(name, 0, "binary data, not a text article")
         return
     text = decode(data)
+    if not text.strip():  # e.g. only a byte-order mark
+        yield LoadError(name, 0, "empty file")
+        return
     if suffix in TEXT_SUFFIXES:
         items: Iterable[Loaded] = [_from_text(text, name)]
     elif suffix in HTML_SUFFIXES:
@@ -130,6 +133,8 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 
 
 def _looks_binary(data: bytes) -> bool:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False  # UTF-16 with a BOM: NUL bytes are normal there, and decode() reads it
     head = data[:8192]
     if b"\x00" in head:
         return True
@@ -243,7 +248,7 @@ def _from_json(text: str, name: str) -> Iterator[Loaded]:
 
 def _from_jsonl(text: str, name: str) -> Iterator[Loaded]:
     n = 0
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): U+2028, U+0085, \x1c… may sit raw inside a JSON string
         if not line.strip():
             continue
         n += 1
@@ -313,6 +318,9 @@ def article_id_for(url: str, title: str, body: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
+_HAS_YEAR = re.compile(r"(?<![0-9])[0-9]{4}(?![0-9])|[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2}", re.ASCII)
+
+
 def parse_date(value: str) -> str:
     """ISO 8601 (UTC) for ISO strings and common date formats; "" when unparseable."""
     from dateutil import parser
@@ -320,20 +328,22 @@ def parse_date(value: str) -> str:
     value = value.strip()
     if re.fullmatch(r"\d{9,11}(\.\d+)?", value):  # unix seconds
         try:
-            return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
+            return datetime.fromtimestamp(float(value), tz=UTC).isoformat()
         except (OverflowError, OSError, ValueError):
             return ""
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
+        if not _HAS_YEAR.search(value):
+            return ""  # dateutil would fill the missing year/month from today: "3" or "-1" is no date
         try:
             dt = parser.parse(value, fuzzy=False)
         except (ValueError, OverflowError, TypeError, parser.ParserError):
             return ""
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     try:
-        return dt.astimezone(timezone.utc).isoformat()
+        return dt.astimezone(UTC).isoformat()
     except (OverflowError, ValueError):
         return ""
 

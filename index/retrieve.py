@@ -1,4 +1,7 @@
-"""Passages out: hybrid dense (Chroma) + lexical (BM25) retrieval fused into one ranked list."""
+"""Passages out: hybrid retrieval. Dense candidates come from Chroma, lexical ones from BM25 over chunks and
+over single sentences; every candidate is then scored on all three signals (min-max normalised over the
+pool and mixed with fixed weights), lifted when its article's date is named in the question, and, when
+the question names outlets, the results interleave the best chunks of each named outlet."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from index.embed import Embedder
+from index.errors import NewsbotError, first_line
 from index.ingest import rebuild_lexical
 from index.lexical import LexicalIndex
+from index.query import OutletMatcher, QueryPlan, plan
 from index.store import ChromaStore, passage_from
 from index.types import Passage
 
@@ -45,8 +50,7 @@ class Filters:
             return None
         keep = np.ones(len(lex), dtype=bool)
         if self.sources:
-            wanted = set(self.sources)
-            keep &= np.fromiter((s in wanted for s in lex.sources), dtype=bool, count=len(lex))
+            keep &= np.isin(lex.source_array, list(self.sources))
         if self.since is not None:
             keep &= lex.timestamps >= self.since
         if self.until is not None:
@@ -59,12 +63,16 @@ NO_FILTERS = Filters()
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """Depths and weights of the hybrid search."""
+    """Depths and weights of the hybrid search (chosen on MultiHop-RAG dev questions; see README)."""
 
-    dense_depth: int = 100
-    lexical_depth: int = 100
-    dense_weight: float = 0.5
-    per_article: int = 0  # max chunks of one article in the results; 0 = no cap
+    depth: int = 100  # candidates taken from each of dense, chunk BM25 and sentence BM25
+    outlet_depth: int = 50  # lexical candidates taken per outlet named in the question
+    dense_weight: float = 0.4  # dense vs chunk BM25, within the chunk-level score
+    sentence_weight: float = 0.3  # best-sentence BM25 (per question part) vs the chunk-level score
+    date_boost: float = 0.3  # added when the article's publication day is named in the question
+    outlet_boost: float = 0.3  # added for named outlets when choosing the very first result
+    outlet_aware: bool = True
+    split_clauses: bool = True  # score sentences against each part of a multi-part question
     refresh_seconds: float = 2.0
 
 
@@ -78,11 +86,12 @@ class Retriever:
         self.data_dir = data_dir
         self.config = config
         self._lex: LexicalIndex | None = None
+        self._matcher = OutletMatcher([])
         self._checked = 0.0
         self._lock = threading.Lock()
 
     def lexical(self) -> LexicalIndex:
-        """The BM25 snapshot matching the store's current version (loaded or rebuilt as needed)."""
+        """The search snapshot matching the store's current version (loaded or rebuilt as needed)."""
         with self._lock:
             now = time.monotonic()
             if self._lex is not None and now - self._checked < self.config.refresh_seconds:
@@ -92,54 +101,136 @@ class Retriever:
             if self._lex is None or self._lex.version != version:
                 snap = LexicalIndex.load(self.data_dir)
                 if snap is None or snap.version != version:
-                    log.info("lexical index is out of step with the store; rebuilding")
-                    snap = rebuild_lexical(self.store, self.data_dir)
+                    log.info("search snapshot is out of step with the store; rebuilding")
+                    snap = self._rebuild()
+                    if snap is None:  # another process is writing; serve the last good snapshot meanwhile
+                        assert self._lex is not None
+                        return self._lex
                 self._lex = snap
+                self._matcher = OutletMatcher(snap.known_sources)
             return self._lex
 
+    def _rebuild(self) -> LexicalIndex | None:
+        """Rebuild the snapshot; a read that collides with another process's write is retried once, then
+        the previous snapshot (if any) stays in use until the next refresh."""
+        for attempt in (1, 2):
+            try:
+                return rebuild_lexical(self.store, self.data_dir)
+            except NewsbotError:
+                raise
+            except Exception as err:  # Chroma's embedded mode is not meant for concurrent writer processes
+                log.debug("snapshot rebuild failed (attempt %d)", attempt, exc_info=True)
+                if attempt == 1:
+                    time.sleep(0.5)
+                    continue
+                if self._lex is not None:
+                    log.warning("could not refresh the search index (%s); still answering from the previous one",
+                                first_line(err))
+                    return None
+                raise NewsbotError("the index is being written by another process and could not be read; try "
+                                   "again, or share one Chroma server between processes (docs/deploy.md)") from err
+        return None
+
+    def plan(self, question: str) -> QueryPlan:
+        self.lexical()
+        found = plan(question, self._matcher)
+        return found if self.config.outlet_aware else replace(found, outlets=())
+
     def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]:
-        """The ``k`` best passages for ``question``, best first; ``score`` is the fused score in [0, 1]."""
+        """The ``k`` best passages for ``question``, best first; ``score`` is the fused relevance in [0, 1]."""
         lex = self.lexical()
         if not len(lex):
             return []
         cfg = self.config
+        query_plan = self.plan(question)
         vector = self.embedder.embed([question])[0]
-        dense = self.store.query(vector, cfg.dense_depth, filters.where())
-        bm25 = lex.scores(question)
-        mask = filters.mask(lex)
-        if mask is not None:
-            bm25 = np.where(mask, bm25, 0.0)
-        # the article catalogue decides what is visible: chunks of incomplete writes never surface
-        candidates: dict[str, Passage] = {p.chunk_id: p for p in dense if lex.row(p.chunk_id) is not None}
-        top_lex = np.argsort(-bm25)[: cfg.lexical_depth]
-        missing = [lex.ids[i] for i in top_lex if bm25[i] > 0 and lex.ids[i] not in candidates]
-        if missing:
-            records = self.store.get_chunks(missing)
-            vectors = self.store.get_vectors(missing)
-            for cid in missing:
-                if cid in records:
-                    cos = float(np.dot(vectors[cid], vector)) if cid in vectors else 0.0
-                    candidates[cid] = passage_from(records[cid], cos)
-        if not candidates:
+        allowed = filters.mask(lex)
+        chunk_bm25 = lex.scores(question)
+        # each part of a multi-part question pulls its own best-matching sentence
+        parts = (query_plan.clauses if cfg.split_clauses else ()) or (question,)
+        sent_bm25 = np.max(np.stack([_unit(lex.sentence_scores(c)) for c in parts]), 0)
+        if allowed is not None:
+            chunk_bm25 = np.where(allowed, chunk_bm25, 0.0)
+            sent_bm25 = np.where(allowed, sent_bm25, 0.0)
+
+        pool: set[int] = set()
+        for cid, _ in self.store.nearest(vector, cfg.depth, filters.where()):
+            row = lex.row(cid)  # chunks outside the snapshot belong to incomplete writes: never shown
+            if row is not None:
+                pool.add(row)
+        pool |= _top(chunk_bm25, cfg.depth) | _top(sent_bm25, cfg.depth)
+        outlet_masks = [np.isin(lex.source_array, list(g)) for g in query_plan.outlets]
+        if allowed is not None:
+            outlet_masks = [m & allowed for m in outlet_masks]
+        for m in outlet_masks:
+            pool |= _top(np.where(m, chunk_bm25, 0.0), cfg.outlet_depth)
+            pool |= _top(np.where(m, sent_bm25, 0.0), cfg.outlet_depth)
+        if not pool:
             return []
-        pool = list(candidates.values())
-        cos = np.array([p.score for p in pool], dtype=np.float32)
-        lexs = np.array([bm25[lex.row(p.chunk_id)] for p in pool], dtype=np.float32)  # type: ignore[index]
-        fused = cfg.dense_weight * _minmax(cos) + (1 - cfg.dense_weight) * _minmax(lexs)
-        order = np.argsort(-fused, kind="stable")
-        out: list[Passage] = []
-        per_article: dict[str, int] = {}
-        for i in order:
-            p = pool[i]
-            if cfg.per_article and per_article.get(p.article_id, 0) >= cfg.per_article:
-                continue
-            per_article[p.article_id] = per_article.get(p.article_id, 0) + 1
-            out.append(replace(p, score=float(fused[i]), dense=float(cos[i]), lexical=float(lexs[i])))
-            if len(out) >= k:
-                break
+        rows = np.fromiter(sorted(pool), dtype=np.int64)
+        cos = lex.vectors[rows] @ vector
+        chunk_level = cfg.dense_weight * _minmax(cos) + (1 - cfg.dense_weight) * _minmax(chunk_bm25[rows])
+        fused = (1 - cfg.sentence_weight) * chunk_level + cfg.sentence_weight * _minmax(sent_bm25[rows])
+        if query_plan.days and cfg.date_boost:
+            fused = fused + cfg.date_boost * np.isin(lex.days[rows], list(query_plan.days))
+        fused = fused / (1 + (cfg.date_boost if query_plan.days else 0.0))
+        order = _interleave(rows, fused, [m[rows] for m in outlet_masks], cfg.outlet_boost, k)
+        picked = [int(rows[i]) for i in order]
+        records = self.store.get_chunks([lex.ids[r] for r in picked])
+        out = []
+        for i, r in zip(order, picked, strict=True):
+            rec = records.get(lex.ids[r])
+            if rec is None:
+                continue  # removed since the snapshot was built
+            p = passage_from(rec, float(fused[i]))
+            out.append(replace(p, dense=float(cos[i]), lexical=float(chunk_bm25[r]), sentences=lex.sentences(r)))
         return out
 
 
+def _top(scores: np.ndarray, n: int) -> set[int]:
+    if n <= 0 or not len(scores):
+        return set()
+    n = min(n, len(scores))
+    idx = np.argpartition(-scores, n - 1)[:n]
+    return {int(i) for i in idx if scores[i] > 0}
+
+
+def _interleave(rows: np.ndarray, fused: np.ndarray, masks: list[np.ndarray], boost: float, k: int) -> list[int]:
+    """Positions into ``rows``: best first; with named outlets, the best overall (named outlets lifted)
+    and then the outlets' own best chunks in turn, so each named outlet is represented near the top."""
+    by_score = [int(i) for i in np.argsort(-fused, kind="stable")]
+    if not masks:
+        return by_score[:k]
+    out: list[int] = []
+    seen: set[int] = set()
+    named = np.any(np.stack(masks), axis=0)
+    first = int(np.argmax(fused + boost * named))
+    out.append(first)
+    seen.add(first)
+    lists = [[i for i in by_score if m[i]] for m in masks]
+    depth = 0
+    while len(out) < k and any(depth < len(lst) for lst in lists):
+        for lst in lists:
+            if depth < len(lst) and lst[depth] not in seen and len(out) < k:
+                out.append(lst[depth])
+                seen.add(lst[depth])
+        depth += 1
+    for i in by_score:
+        if len(out) >= k:
+            break
+        if i not in seen:
+            out.append(i)
+            seen.add(i)
+    return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    top = float(x.max()) if len(x) else 0.0
+    return x / top if top > 0 else x
+
+
 def _minmax(x: np.ndarray) -> np.ndarray:
+    if not len(x):
+        return x
     lo, hi = float(x.min()), float(x.max())
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from index.errors import NewsbotError
+from index.errors import NewsbotError, first_line
 from index.types import Passage
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class ChunkRecord:
     id: str
     text: str
     meta: dict[str, Any]
+    vector: np.ndarray | None = None
 
 
 class ChromaStore:
@@ -77,8 +78,10 @@ class ChromaStore:
         except Exception as err:
             log.debug("cannot open Chroma", exc_info=True)
             where = f"Chroma server at {host}:{port}" if host else f"Chroma database in {path}"
-            raise NewsbotError(f"cannot open the {where}: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}") from err
+            raise NewsbotError(f"cannot open the {where}: {first_line(err)}") from err
         self.mode = "server" if host else "embedded"
+        if host:  # a server can go away under a long-running process: say so in one line
+            self._client = _ServerCalls(self._client, f"Chroma server at {host}:{port}")
         self._chunks = self._client.get_or_create_collection(
             collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
             metadata={"embedding_model": embedding_model} if embedding_model else None)
@@ -169,7 +172,8 @@ class ChromaStore:
         existing = self._catalog.get(ids=[article_id], include=["metadatas"])
         if existing["ids"]:
             meta = dict((existing["metadatas"] or [{}])[0] or {})
-            self._catalog.upsert(ids=[article_id], embeddings=[CATALOG_VECTOR], metadatas=[{**meta, "state": "deleting"}])
+            self._catalog.upsert(ids=[article_id], embeddings=[CATALOG_VECTOR],
+                                 metadatas=[{**meta, "state": "deleting"}])
         if found["ids"]:
             self._chunks.delete(ids=found["ids"])
         self._catalog.delete(ids=[article_id])
@@ -185,13 +189,17 @@ class ChromaStore:
         return list(res["ids"])
 
     # -- reads -------------------------------------------------------------------------------------------
-    def iter_chunks(self) -> Iterator[ChunkRecord]:
-        """Every stored chunk with text and metadata, in storage order."""
+    def iter_chunks(self, *, vectors: bool = False) -> Iterator[ChunkRecord]:
+        """Every stored chunk with text and metadata (and its vector when asked), in storage order."""
+        include = ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
         offset = 0
         while True:
-            res = self._chunks.get(include=["documents", "metadatas"], limit=PAGE, offset=offset)
-            for id_, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False):
-                yield ChunkRecord(id_, doc or "", dict(meta or {}))
+            res = self._chunks.get(include=include, limit=PAGE, offset=offset)
+            embs = res.get("embeddings") if vectors else None
+            for k, (id_, doc, meta) in enumerate(zip(res["ids"], res["documents"] or [], res["metadatas"] or [],
+                                                     strict=False)):
+                vec = np.asarray(embs[k], dtype=np.float32) if embs is not None else None
+                yield ChunkRecord(id_, doc or "", dict(meta or {}), vec)
             if len(res["ids"]) < PAGE:
                 return
             offset += PAGE
@@ -209,18 +217,40 @@ class ChromaStore:
         res = self._chunks.get(ids=list(ids), include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(res["ids"], res["embeddings"], strict=False)}
 
-    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Passage]:
-        """The ``k`` nearest chunks by cosine similarity (score = 1 - distance)."""
-        n = self._chunks.count()
-        if n == 0:
+    def nearest(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """Ids and cosine similarities of the ``k`` nearest chunks (Chroma's HNSW index)."""
+        if k <= 0:
             return []
-        res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(k, n),
-                                 where=where or None, include=["documents", "metadatas", "distances"])
-        out = []
-        for id_, doc, meta, dist in zip(res["ids"][0], (res["documents"] or [[]])[0], (res["metadatas"] or [[]])[0],
-                                        (res["distances"] or [[]])[0], strict=False):
-            out.append(passage_from(ChunkRecord(id_, doc or "", dict(meta or {})), 1.0 - float(dist)))
-        return out
+        res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k,
+                                 where=where or None, include=["distances"])
+        return [(id_, 1.0 - float(d)) for id_, d in zip(res["ids"][0], (res["distances"] or [[]])[0], strict=False)]
+
+
+class _ServerCalls:
+    """Forwards to a Chroma HTTP client (and the collections it returns), turning a lost connection into a
+    ``NewsbotError``; Chroma's own errors pass through unchanged."""
+
+    def __init__(self, target: Any, where: str) -> None:
+        self._target = target
+        self._where = where
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = attr(*args, **kwargs)
+            except Exception as err:
+                if not (isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpcore")):
+                    raise
+                log.debug("Chroma server call %s failed", name, exc_info=True)
+                reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+                raise NewsbotError(f"lost the {self._where}: {reason}; is it running?") from err
+            return _ServerCalls(result, self._where) if type(result).__name__ == "Collection" else result
+
+        return call
 
 
 def passage_from(record: ChunkRecord, score: float) -> Passage:

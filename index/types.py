@@ -52,6 +52,7 @@ class Passage:
     meta: dict[str, Any] = field(default_factory=dict)
     dense: float = 0.0  # cosine similarity to the question
     lexical: float = 0.0  # BM25 score
+    sentences: tuple[str, ...] = ()  # the chunk's sentences, as split when it was indexed
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from string import Template
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> str:
     """The text of template ``name`` (file ``templates/<name>.txt``)."""
     path = TEMPLATES / f"{name}.txt"

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import SAMPLE, copy_sample
 
@@ -61,7 +55,7 @@ def test_reingest_and_stats(cli_env: dict[str, str]) -> None:
     assert {"articles", "chunks", "sources", "first_published", "last_published", "data_dir",
             "embedding_model"} <= stats.keys()
     assert stats["articles"] == 1 and stats["chunks"] == first["chunks_total"]
-    assert stats["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert stats["embedding_model"].startswith("sentence-transformers/all-MiniLM-L6-v2")
 
 
 def test_chat_from_stdin_with_follow_up(cli_env: dict[str, str]) -> None:
@@ -89,46 +83,4 @@ def test_exit_codes_and_one_line_errors(cli_env: dict[str, str], tmp_path: Path)
     assert out.returncode == 1 and "NEWSBOT_TOP_K" in out.stderr and len(out.stderr.splitlines()) == 1
 
 
-def _generated_corpus(path: Path, n: int) -> Path:
-    rng = random.Random(7)
-    words = ("harbour ferry council budget storm election vaccine market drought museum league bridge school "
-             "court senator festival rail airport factory union tariff satellite reactor orchard").split()
-    with path.open("w") as f:
-        for i in range(n):
-            body = "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(8, 30))).capitalize() + "."
-                             for _ in range(rng.randint(5, 40)))
-            f.write(json.dumps({"title": f"Report {i} on the {rng.choice(words)}", "body": body,
-                                "url": f"https://example.test/{i}", "source": "Test Wire"}) + "\n")
-    return path
-
-
-def _index_state(env: dict[str, str]) -> tuple:
-    code = ("import json,sys; from bot.settings import load_settings; from bot.app import App; "
-            "from index.lexical import LexicalIndex; a=App(load_settings()); "
-            "c=sorted((r.id, r.text) for r in a.store.iter_chunks()); "
-            "l=LexicalIndex.load(a.settings.data_dir); a.retriever.lexical(); l=LexicalIndex.load(a.settings.data_dir); "
-            "print(json.dumps([c, sorted(l.ids), a.stats()['articles']]))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return tuple(json.dumps(x) for x in json.loads(out.stdout))
-
-
-@pytest.mark.parametrize("seed", [1])
-def test_sigkilled_ingest_converges_to_a_clean_run(cli_env: dict[str, str], tmp_path: Path, seed: int) -> None:
-    corpus = _generated_corpus(tmp_path / "gen.jsonl", 120)
-    clean_env = {**cli_env, "NEWSBOT_DATA_DIR": str(tmp_path / "clean")}
-    run(clean_env, "ingest", str(corpus))
-    clean = _index_state(clean_env)
-    rng = random.Random(seed)
-    killed = 0
-    for _ in range(3):
-        proc = subprocess.Popen([*NEWSBOT, "ingest", str(corpus)], env=cli_env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 4.0))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.wait()
-    assert killed >= 1
-    run(cli_env, "ingest", str(corpus))
-    assert _index_state(cli_env) == clean
+# SIGKILLed ingest and forget converging to a clean run: tests/test_crash.py

@@ -1,0 +1,119 @@
+"""Every limit is a setting with a sane default, is enforced, and is refused in one clear line naming it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import render
+from bot.answer import truncate
+from bot.settings import Settings
+from bot.types import Answer, Citation, Statement
+from tests.conftest import FIXTURES, HashEmbedder, make_settings
+
+
+def _citation(n: int) -> Citation:
+    return Citation(n=n, article_id=f"a{n}", chunk_id=f"a{n}:0", title=f"T{n}", source="S", url="", published_at="",
+                    quotes=(), score=0.5)
+
+
+def test_defaults_are_sane() -> None:
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.max_file_bytes == 256 * 1024 * 1024 and s.max_article_chars == 1_000_000
+    assert s.max_question_chars == 2000 and s.max_answer_chars == 4000
+
+
+def test_long_answers_are_cut_at_a_sentence_with_a_note() -> None:
+    statements = tuple(Statement(f"Sentence number {i} says something rather long about the harbour.", (i % 4 + 1,))
+                       for i in range(20))
+    answer = Answer(question="q", statements=statements, citations=tuple(_citation(n) for n in range(1, 5)),
+                    abstained=False)
+    cut = truncate(answer, 300)
+    assert len(cut.text) <= 300 < len(answer.text)
+    assert cut.statements == statements[: len(cut.statements)] and cut.text.endswith("]")
+    assert cut.notice == "answer cut at 300 characters (NEWSBOT_MAX_ANSWER_CHARS)"
+    assert {c.n for c in cut.citations} == {n for s in cut.statements for n in s.cites}
+    assert truncate(cut, 300) is cut or truncate(cut, 300).text == cut.text
+    short = Answer(question="q", statements=statements[:1], citations=(_citation(1),), abstained=False)
+    assert truncate(short, 300) is short  # nothing to cut: untouched, no note
+
+
+def test_one_huge_statement_is_cut_at_its_last_full_sentence() -> None:
+    text = " ".join(f"Claim {i} is true." for i in range(500))  # an LLM that would not stop
+    answer = Answer(question="q", statements=(Statement(text, (1,)),), citations=(_citation(1),), abstained=False,
+                    notice="LLM slow")
+    cut = truncate(answer, 250)
+    assert len(cut.text) <= 250 and cut.statements[0].text.endswith(".") and cut.text.endswith("[1]")
+    assert cut.notice == "LLM slow; answer cut at 250 characters (NEWSBOT_MAX_ANSWER_CHARS)"
+
+
+def test_app_applies_the_answer_limit_and_renderers_show_the_note(tmp_path: Path) -> None:
+    from bot.app import App
+
+    corpus = tmp_path / "ferry.jsonl"
+    with corpus.open("w") as f:
+        for a in range(3):
+            body = " ".join(f"The harbour ferry strike entered day {a * 5 + i} as crews in port {a} demanded pay rises "
+                            f"and the ferry operator offered talks number {i}." for i in range(5))
+            f.write(json.dumps({"title": f"Ferry strike {a}", "url": f"https://x.example/{a}", "body": body}) + "\n")
+    app = App(make_settings(tmp_path / "d", max_answer_chars=200, max_quotes=10, abstain_threshold=0.0),
+              embedder=HashEmbedder())
+    app.ingest(app.load([corpus]))
+    full = App(make_settings(tmp_path / "d", max_quotes=10, abstain_threshold=0.0), embedder=HashEmbedder())
+    q = "why did the harbour ferry strike go on, what did crews demand and what did the operator offer?"
+    assert len(full.ask(q).text) > 200  # without the limit the answer is longer
+    answer = app.ask(q)
+    assert len(answer.text) <= 200 and "NEWSBOT_MAX_ANSWER_CHARS" in answer.notice
+    assert render.plain(answer).startswith("(answer cut at 200 characters (NEWSBOT_MAX_ANSWER_CHARS))")
+    assert render.as_json(answer)["notice"] == answer.notice
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    """``bot.cli.main`` in-process (hash embedder behind ``index.embed.MiniLM``); returns (code, out, err)."""
+    import index.embed
+    from bot.cli import main
+
+    monkeypatch.setattr(index.embed, "MiniLM", lambda *a, **k: HashEmbedder())
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        root = logging.getLogger()
+        before = list(root.handlers)
+        try:
+            code = main(list(args))
+        finally:
+            for h in root.handlers[:]:
+                if h not in before:
+                    root.removeHandler(h)
+                    h.close()
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_limits_from_the_environment_are_enforced_with_clear_messages(cli: Any, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big.jsonl"
+    big.write_text(json.dumps({"title": "Big", "body": "word " * 400}) + "\n")
+    monkeypatch.setenv("NEWSBOT_MAX_FILE_BYTES", "1000")
+    code, _, err = cli("ingest", str(big))
+    assert code == 1 and err == f"newsbot: {big}: file is {big.stat().st_size:,} bytes, over the 1,000-byte limit " \
+                                "(NEWSBOT_MAX_FILE_BYTES)\n"
+    monkeypatch.setenv("NEWSBOT_MAX_FILE_BYTES", "1000000")
+    monkeypatch.setenv("NEWSBOT_MAX_ARTICLE_CHARS", "500")
+    code, _, err = cli("ingest", str(big), str(FIXTURES / "articles.jsonl"))
+    assert code == 1 and err == (f"newsbot: {big}, record 1: article body is 1,999 characters, over the "
+                                 "500-character limit (NEWSBOT_MAX_ARTICLE_CHARS)\n")
+    monkeypatch.setenv("NEWSBOT_MAX_QUESTION_CHARS", "40")
+    code, out, err = cli("ask", "how did the council vote on the bike lanes in the end?")
+    assert (code, out) == (1, "") and err == ("newsbot: the question is 54 characters; the limit is 40 "
+                                              "(NEWSBOT_MAX_QUESTION_CHARS)\n")
+    monkeypatch.setenv("NEWSBOT_MAX_ANSWER_CHARS", "10")
+    code, out, err = cli("stats")
+    assert code == 1 and err.startswith("newsbot: setting NEWSBOT_MAX_ANSWER_CHARS: ") and len(err.splitlines()) == 1
