@@ -248,7 +248,7 @@ def child_levers(corpus: str, n_chunks: int) -> dict[str, Any]:
             "int8, 2 threads, spinning on": ("int8", 2, True, True, 8192),
             "int8, unsorted (padding)": ("int8", 2, False, False, 8192),
             "int8, 2048-token batches": ("int8", 2, False, True, 2048),
-            "int8, 32768-token batches": ("int8", 2, False, True, 32768),
+            "int8, 4096-token batches": ("int8", 2, False, True, 4096),
         }
         sessions = {k: session(*v[:3]) for k, v in variants.items()}
         plans = {k: batches(v[3], v[4]) for k, v in variants.items()}
