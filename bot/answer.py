@@ -148,7 +148,8 @@ def _select(candidates: list[_Candidate], weights: dict[str, float], idf: dict[s
         i = max(range(len(pool)), key=gains.__getitem__)
         top = pool[i]
         adds = any(t in weights and t not in covered for t in top.terms)
-        weak = top.relevance < max(KEEP_RATIO * best, MIN_RELEVANCE) or gains[i] <= 0.1 or (not adds and top.relevance < 0.8 * best)
+        weak = (top.relevance < max(KEEP_RATIO * best, MIN_RELEVANCE) or gains[i] <= 0.1
+                or (not adds and top.relevance < 0.8 * best))
         if (chosen or already) and weak:
             break
         chosen.append(top)

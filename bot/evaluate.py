@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.grounded import answer_matches
 from bot.types import Answer
 from index.errors import NewsbotError
 
@@ -131,7 +132,8 @@ def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer], *, dum
             ms = (time.perf_counter() - started) * 1000
             retrieved = [p.text for p in answer.passages]
             row: dict[str, Any] = {"type": q.question_type, "ms": ms, "abstained": answer.abstained,
-                                   "null": q.question_type == NULL_TYPE}
+                                   "null": q.question_type == NULL_TYPE, "mode": answer.mode,
+                                   "correct": answer_matches(answer.text, q.answer) if answer.mode == "llm" else None}
             if not row["null"]:
                 row.update(retrieval_scores(retrieved, q.facts))
                 quotes = [qt for c in answer.citations for qt in c.quotes] if not answer.abstained else []
@@ -170,6 +172,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "answer_hit_rate": _mean(float(h) for h in hits),
         "latency_ms": {"p50": _pct([r["ms"] for r in rows], 50), "p95": _pct([r["ms"] for r in rows], 95)},
     })
+    llm_rows = [r for r in rows if r["mode"] == "llm"]
+    result["llm_answers"] = len(llm_rows)  # the rest fell back to (or were) extractive answers
+    # against the gold `answer` field (yes/no, "Insufficient information", or a phrase), LLM answers only
+    result["answer_accuracy"] = _mean(float(r["correct"]) for r in llm_rows) if llm_rows else None
     by_type: dict[str, Any] = {}
     for t in sorted({r["type"] for r in rows}):
         group = [r for r in rows if r["type"] == t]
@@ -211,6 +217,9 @@ def table(result: dict[str, Any]) -> str:
                  f"{result['answerable_abstain_rate']:.1%} of answerable ones")
     lines.append(f"citation precision: {result['citation_precision']:.3f}; "
                  f"answer-string hit rate: {result['answer_hit_rate']:.3f}")
+    if result.get("answer_accuracy") is not None:
+        lines.append(f"LLM answer accuracy against the gold answers: {result['answer_accuracy']:.3f} "
+                     f"({result['llm_answers']} LLM answers of {result['n']})")
     lines.append(f"latency per question: p50 {result['latency_ms']['p50']} ms, p95 {result['latency_ms']['p95']} ms")
     if result.get("chunk_tokens"):
         c = result["chunk_tokens"]

@@ -146,7 +146,8 @@ def export_onnx(model_dir: Path, out: Path) -> None:
             self.bert = bert
 
         def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+            out = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+            hidden = out.last_hidden_state
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)

@@ -38,5 +38,6 @@ def test_embedded_text_with_prefix_fits_window(real_embedder) -> None:  # type: 
     [article] = list(load_paths([SAMPLE]))
     chunks, ids = prepare(article, real_embedder, ChunkingConfig())
     assert all(len(x) + 2 <= 256 for x in ids)
-    assert all(len(x) > len(tc.ids) for x, tc in zip(ids, chunks))  # title prefix added to the embedded text
+    # the title prefix is added to the embedded text...
+    assert all(len(x) > len(tc.ids) for x, tc in zip(ids, chunks, strict=True))
     assert all(tc.chunk.text in article.body for tc in chunks)  # ...but never to the quoted passage

@@ -73,7 +73,8 @@ def test_exit_codes_and_one_line_errors(cli_env: dict[str, str], tmp_path: Path)
     bad.write_text("{not json")
     out = run(cli_env, "ingest", str(bad), str(SAMPLE), check=False)
     assert out.returncode == 1
-    assert out.stderr.strip() == f"newsbot: {bad}: malformed JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+    assert out.stderr.strip() == (f"newsbot: {bad}: malformed JSON: Expecting property name enclosed in double "
+                                  "quotes: line 1 column 2 (char 1)")
     assert "1 new" in out.stdout  # the good file still went in
     assert run(cli_env, "frobnicate", check=False).returncode == 2
     empty_env = {**cli_env, "NEWSBOT_DATA_DIR": str(tmp_path / "empty")}

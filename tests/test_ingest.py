@@ -98,7 +98,6 @@ def test_interrupted_write_is_invisible_and_repaired(fast_app) -> None:  # type:
     clean = _snapshot(fast_app)
     # simulate a kill between the chunk write and the commit record of article 6
     from index.ingest import ChunkingConfig, chunk_metadata, content_hash, prepare
-    from index.store import ChunkRecord
 
     a = articles[5]
     chunks, ids = prepare(a, fast_app.embedder, ChunkingConfig())

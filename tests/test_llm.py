@@ -575,3 +575,23 @@ def test_chat_streams_and_why_shows_the_llm_standalone_question(index_dir: Path,
     out = capsys.readouterr().out
     assert out.count(PLAIN_DIVIDER.strip()) == 2 and "Construction begins in June [1]." in out
     assert "Retrieved for: When does construction of the Main Street bike lanes begin?" in out
+
+
+def test_eval_in_llm_mode_reports_answer_accuracy(index_dir: Path, server: FakeChatServer, tmp_path: Path) -> None:
+    """`newsbot eval` against an LLM: the gold `answer` field is judged on the LLM's answers."""
+    from bot import evaluate
+
+    app = llm_app(index_dir, server.url)
+    server.replies = [Reply(f"The council approved bike lanes [1]. {NOT_COVERED}")]
+    app.ask(QUESTION)
+    n = _n(server.requests[-1], "City council")
+    server.replies = [Reply(f"Yes, protected bike lanes were approved [{n}].")]
+    questions = [evaluate.Question(QUESTION, "Yes", "inference_query",
+                                   ("The city council voted 7-2 on Monday to approve protected bike lanes",)),
+                 evaluate.Question(QUESTION, "No", "comparison_query", ())]
+    result = evaluate.evaluate(questions, app.ask)
+    assert result["llm_answers"] == 2 and result["answer_accuracy"] == 0.5  # "Yes…" matches Yes, not No
+    assert "LLM answer accuracy against the gold answers: 0.500" in evaluate.table(result)
+    server.replies = [Reply("", status=500)]
+    fallback = evaluate.evaluate(questions[:1], app.ask)
+    assert fallback["llm_answers"] == 0 and fallback["answer_accuracy"] is None

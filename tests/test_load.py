@@ -26,7 +26,8 @@ def test_text_file_first_line_is_title() -> None:
 
 def test_markdown_front_matter(tmp_path: Path) -> None:
     f = tmp_path / "a.md"
-    f.write_text("---\nsource: Coastal Times\npublished_at: 3 March 2024\n---\n# Tide record broken\n\nThe tide reached 4.2 metres.\n")
+    f.write_text("---\nsource: Coastal Times\npublished_at: 3 March 2024\n---\n"
+                 "# Tide record broken\n\nThe tide reached 4.2 metres.\n")
     [article], _ = _load(f)
     assert (article.title, article.source) == ("Tide record broken", "Coastal Times")
     assert article.published_at.startswith("2024-03-03")
