@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,3 +113,35 @@ def cli_env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
 def copy_sample(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(SAMPLE, dest / SAMPLE.name))
+
+
+def in_process_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """``run(*args, stdin="")`` calls ``bot.cli.main`` in this process and returns (exit code, stdout, stderr);
+    the log handlers main() adds are removed again after each call."""
+    from bot.cli import main
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        root = logging.getLogger()
+        before = list(root.handlers)
+        try:
+            code = main(list(args))
+        finally:
+            for h in root.handlers[:]:
+                if h not in before:
+                    root.removeHandler(h)
+                    h.close()
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    """The CLI in-process over a temp data dir, with the hash embedder behind ``index.embed.MiniLM``."""
+    import index.embed
+
+    monkeypatch.setattr(index.embed, "MiniLM", lambda *a, **k: HashEmbedder())
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "cli-data"))
+    return in_process_cli(monkeypatch, capsys)

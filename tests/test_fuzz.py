@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import logging
 import os
 import re
 import string
@@ -410,28 +409,6 @@ def test_every_question_gets_an_answer_or_a_clear_refusal(corpus_app: Any, q: st
 
 
 # -- the command line, in-process ----------------------------------------------------------------------------
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
-    """Run ``bot.cli.main`` in-process (hash embedder behind ``index.embed.MiniLM``); returns (code, out, err)."""
-    import index.embed
-
-    monkeypatch.setattr(index.embed, "MiniLM", lambda *a, **k: HashEmbedder())
-    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "cli-data"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        root = logging.getLogger()
-        before = list(root.handlers)
-        try:
-            code = __import__("bot.cli").cli.main(list(args))
-        finally:
-            for h in root.handlers[:]:
-                if h not in before:
-                    root.removeHandler(h)
-                    h.close()
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def _assert_clean_failure(code: int, out: str, err: str) -> None:

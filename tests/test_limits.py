@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -72,29 +71,6 @@ def test_app_applies_the_answer_limit_and_renderers_show_the_note(tmp_path: Path
     assert render.as_json(answer)["notice"] == answer.notice
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
-    """``bot.cli.main`` in-process (hash embedder behind ``index.embed.MiniLM``); returns (code, out, err)."""
-    import index.embed
-    from bot.cli import main
-
-    monkeypatch.setattr(index.embed, "MiniLM", lambda *a, **k: HashEmbedder())
-    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path / "data"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        root = logging.getLogger()
-        before = list(root.handlers)
-        try:
-            code = main(list(args))
-        finally:
-            for h in root.handlers[:]:
-                if h not in before:
-                    root.removeHandler(h)
-                    h.close()
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_limits_from_the_environment_are_enforced_with_clear_messages(cli: Any, tmp_path: Path,

@@ -3,15 +3,15 @@ stdout, stderr, error messages, the log file or anything else written under the 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import in_process_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "articles.jsonl"
 SECRETS = {"DISCORD_TOKEN": "MTIzNDU2Nzg5.fake-discord-token.SECRET-d1sc0rd",
@@ -44,26 +44,10 @@ def secret_env(cli_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def run_main(secret_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
     """``bot.cli.main`` in-process with the secrets in the environment; returns (exit code, stdout, stderr)."""
-    from bot.cli import main
-
     for name, value in secret_env.items():
         monkeypatch.setenv(name, value)
-
-    def run(args: list[str], stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        root = logging.getLogger()
-        before = list(root.handlers)
-        try:
-            code = main(args)
-        finally:
-            for h in root.handlers[:]:
-                if h not in before:
-                    root.removeHandler(h)
-                    h.close()
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    run = in_process_cli(monkeypatch, capsys)
+    return lambda args, stdin="": run(*args, stdin=stdin)
 
 
 def test_no_command_shows_or_logs_a_secret(run_main: Any, secret_env: dict[str, str], tmp_path: Path) -> None:
