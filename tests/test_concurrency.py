@@ -5,9 +5,8 @@ questions about every batch with the real model and ``index_refresh_seconds=0``,
 store version. Before they start, one batch's ``newsbot ingest`` process was SIGKILLed after writing its chunks but
 before committing its catalogue records: those chunks are in Chroma and must never be shown.
 
-Embedded Chroma is one process's database (chromadb does not support two processes writing one embedded
-directory: a reader then fails with "Error finding id"); several processes share an index through a Chroma server
-(docs/deploy.md, tests/test_server_mode.py).
+The same runs with writer processes: against a Chroma server, and on one embedded data dir, where a read that
+collides with another process's write must not surface as an error (the retriever keeps its previous snapshot).
 """
 
 from __future__ import annotations
@@ -157,3 +156,21 @@ def ask_while_writing(app: Any, batches: list[tuple[Path, list[str]]], write: An
         assert not {p.article_id for p in answer.passages} & poison
     CHECKED["answers"] += len(answers)
     print(f"\nconcurrent answers checked: {len(answers)}, articles verified complete: {len(checked_articles)}")
+
+
+def test_embedded_writer_processes_and_a_running_reader(tmp_path: Path, cli_env: dict[str, str],
+                                                        model_cache: Path) -> None:
+    """One embedded data dir, writers in other processes: a read that collides with a write keeps the previous
+    search snapshot (no error), and the reader still never shows a half-written article."""
+    from bot.app import App
+
+    batches = write_batches(tmp_path)
+    env = {**cli_env, "NEWSBOT_DATA_DIR": str(tmp_path / "shared")}
+    prepare(env, batches)
+    app = App(make_settings(tmp_path / "shared", index_refresh_seconds=0.0, model_cache_dir=model_cache))
+
+    def write(path: Path) -> None:
+        proc = subprocess.run([*NEWSBOT, "ingest", str(path)], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and not proc.stderr, proc.stderr
+
+    ask_while_writing(app, batches[:POISON + 2], write)
