@@ -11,18 +11,21 @@ The last line printed is one JSON object holding every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
 import random
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,32 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None,
     result = json.loads(out.strip().splitlines()[-1]) if want_json else {}
     LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     return result, wall, usage.ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def chroma_server(path: Path) -> Iterator[int]:
+    """``chroma run`` on a free 127.0.0.1 port (the package's own server, offline) until the block ends."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).parent / "chroma"
+    proc = subprocess.Popen([str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("bench: chroma run did not start") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 LAST_CPU = [0.0]  # CPU seconds (user + system) of the last child: a figure the machine's other load barely moves
@@ -465,6 +494,22 @@ def main() -> None:
                 f"(int8: {ingest_fig['multihop']['newsbot']['tokens_per_s']} tok/s)")
             say(f"  first {n_sync} MultiHop articles, int8: writes overlapped {over['seconds']} s, "
                 f"not overlapped {sync['seconds']} s")
+
+        # 7. Chroma server mode next to embedded mode: same articles, same questions
+        n_mode = 30 if quick else 150
+        say(f"\nChroma server vs embedded (first {n_mode} MultiHop articles, {n_questions or 200} dev questions)")
+        modes: dict[str, Any] = {}
+        with chroma_server(work / "chroma-server") as port:
+            for mode, extra in (("embedded", {}), ("server", {"NEWSBOT_CHROMA_HOST": "127.0.0.1",
+                                                              "NEWSBOT_CHROMA_PORT": str(port)})):
+                d = work / f"mode-{mode}"
+                ing, _, _ = run_child(["ingest", str(d), str(n_mode), "int8", "async", str(multihop)], env=extra)
+                q, _, _ = run_child(["queries", str(d), str(qfile), str(n_questions or 200)], env=extra)
+                modes[mode] = {"ingest": rates(ing), "queries": q}
+                say(f"  {mode:8}: ingest {ing['seconds']:>6.1f} s ({rates(ing)['chunks_per_s']} chunks/s), "
+                    f"retrieve p50/p95 {q['retrieve_p50_ms']}/{q['retrieve_p95_ms']} ms, "
+                    f"ask p50/p95 {q['ask_p50_ms']}/{q['ask_p95_ms']} ms")
+        figures["chroma_modes"] = modes
 
         figures["loadavg_end"] = os.getloadavg()[0]
     finally:
