@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from index.errors import NewsbotError
+from index.errors import NewsbotError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -221,5 +221,5 @@ def build_chat_model(provider: str, *, model: str = "", base_url: str = "", api_
                          max_tokens=MAX_OUTPUT_TOKENS, temperature=TEMPERATURE, **extra)
         except ValueError as err:  # e.g. a model only the Responses API serves
             raise NewsbotError(f"NEWSBOT_LLM_MODEL={name}: not usable with NEWSBOT_LLM_PROVIDER={provider} "
-                               f"({str(err).splitlines()[0][:160]})") from None
+                               f"({first_line(err, 160)})") from None
     return LlamaIndexChat(llm, name, where=where(url), secrets=(api_key,))

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from index.errors import NewsbotError
+from index.errors import NewsbotError, first_line
 from index.load import article_from_html, decode
 from index.types import Article, LoadError
 
@@ -196,7 +196,7 @@ class Fetcher:
                 raise FetchError(f"{current}: no answer within {self.limits.timeout:g} s "
                                  "(NEWSBOT_FETCH_TIMEOUT)") from err
             except httpx.HTTPError as err:
-                raise FetchError(f"{current}: {_describe(err)}") from err
+                raise FetchError(f"{current}: {first_line(err)}") from err
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
     def _read(self, resp: httpx.Response, url: str, deadline: float) -> bytes:
@@ -240,7 +240,3 @@ class Fetcher:
                                      f"{self.limits.max_article_chars:,}-character limit (NEWSBOT_MAX_ARTICLE_CHARS)")
         return item
 
-
-def _describe(err: BaseException) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text[:200]

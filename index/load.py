@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from index.errors import first_line
 from index.types import Article, LoadError, Metadata
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def load_file(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         yield LoadError(name, 0, f"unpacks to over the {max_file_bytes:,}-byte limit (NEWSBOT_MAX_FILE_BYTES)")
         return
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
-        yield LoadError(name, 0, f"cannot read: {_describe(err)}")
+        yield LoadError(name, 0, f"cannot read: {first_line(err)}")
         return
     if not data.strip():
         yield LoadError(name, 0, "empty file")
@@ -203,7 +204,7 @@ def article_from_html(text: str, *, origin: str, url: str = "", defaults: dict[s
         doc = trafilatura.bare_extraction(text, url=url or None, with_metadata=True, include_comments=False)
     except Exception as err:  # trafilatura raises many kinds on hostile markup
         log.debug("trafilatura failed on %s", name, exc_info=True)
-        return LoadError(name, 0, f"cannot extract article from HTML: {_describe(err)}")
+        return LoadError(name, 0, f"cannot extract article from HTML: {first_line(err)}")
     if doc is None:
         return LoadError(name, 0, "no article text found in HTML")
     meta = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
@@ -233,7 +234,7 @@ def _from_json(text: str, name: str) -> Iterator[Loaded]:
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as err:
-        yield LoadError(name, 0, f"malformed JSON: {_describe(err)}")
+        yield LoadError(name, 0, f"malformed JSON: {first_line(err)}")
         return
     if isinstance(data, dict):
         records: list[Any] = data.get("articles") if isinstance(data.get("articles"), list) else [data]
@@ -255,7 +256,7 @@ def _from_jsonl(text: str, name: str) -> Iterator[Loaded]:
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, RecursionError) as err:
-            yield LoadError(name, n, f"malformed JSON: {_describe(err)}")
+            yield LoadError(name, n, f"malformed JSON: {first_line(err)}")
             continue
         yield _record(record, name, n)
 
@@ -266,7 +267,7 @@ def _record(record: Any, name: str, n: int) -> Loaded:
     try:
         return article_from_record(record, origin=f"{name}, record {n}")
     except (TypeError, ValueError, RecursionError) as err:
-        return LoadError(name, n, _describe(err))
+        return LoadError(name, n, first_line(err))
 
 
 def article_from_record(record: dict[str, Any], *, origin: str) -> Loaded:
@@ -357,7 +358,3 @@ def timestamp(iso: str) -> int:
     except (ValueError, OverflowError, OSError):
         return 0
 
-
-def _describe(err: BaseException) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text[:200]

@@ -143,9 +143,6 @@ class ChromaStore:
                                      content_hash=str(m.get("content_hash", "")), n_chunks=int(m.get("n_chunks", 0)))
         return out
 
-    def article_count(self) -> int:
-        return len(self.catalog())
-
     def chunk_count(self) -> int:
         return self._chunks.count()
 
@@ -211,12 +208,6 @@ class ChromaStore:
         return {i: ChunkRecord(i, d or "", dict(m or {}))
                 for i, d, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False)}
 
-    def get_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        if not ids:
-            return {}
-        res = self._chunks.get(ids=list(ids), include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(res["ids"], res["embeddings"], strict=False)}
-
     def nearest(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Ids and cosine similarities of the ``k`` nearest chunks (Chroma's HNSW index)."""
         if k <= 0:
@@ -246,8 +237,7 @@ class _ServerCalls:
                 if not (isinstance(err, OSError) or type(err).__module__.split(".")[0] in ("httpx", "httpcore")):
                     raise
                 log.debug("Chroma server call %s failed", name, exc_info=True)
-                reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-                raise NewsbotError(f"lost the {self._where}: {reason}; is it running?") from err
+                raise NewsbotError(f"lost the {self._where}: {first_line(err)}; is it running?") from err
             return _ServerCalls(result, self._where) if type(result).__name__ == "Collection" else result
 
         return call
