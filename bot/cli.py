@@ -160,17 +160,15 @@ def _run(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-
 
 
 def _filters(app, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from index.load import parse_date, timestamp
-    from index.retrieve import Filters
+    from index.retrieve import Filters, date_bound
 
     def when(value: str | None, name: str, end: bool) -> int | None:
         if not value:
             return None
-        iso = parse_date(value)
-        if not iso:
-            raise NewsbotError(f"--{name}: not a date: {value!r} (try 2023-10-31)")
-        ts = timestamp(iso)
-        return ts + 86399 if end and len(value.strip()) <= 10 else ts
+        try:
+            return date_bound(value, end=end)
+        except ValueError:
+            raise NewsbotError(f"--{name}: not a date: {value!r} (try 2023-10-31)") from None
 
     return Filters(sources=tuple(args.source), since=when(args.since, "since", False),
                    until=when(args.until, "until", True))

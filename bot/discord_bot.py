@@ -26,7 +26,7 @@ from bot import discord_render as render
 from bot.conversation import Turn
 from bot.types import Answer
 from index.errors import NewsbotError
-from index.retrieve import NO_FILTERS, Filters
+from index.retrieve import NO_FILTERS, Filters, date_bound
 
 log = logging.getLogger(__name__)
 
@@ -554,16 +554,14 @@ def _parent_id(channel: object) -> int | None:
 
 
 def _filters(since: str | None, until: str | None) -> Filters:
-    from index.load import parse_date, timestamp
-
     def when(value: str | None, name: str, end: bool) -> int | None:
         if not value or not value.strip():
             return None
-        iso = parse_date(value)
-        if not iso:
-            raise NewsbotError(f"{name}: “{render.escape(value.strip()[:40])}” is not a date (try 2023-10-31)")
-        ts = timestamp(iso)
-        return ts + 86399 if end and len(value.strip()) <= 10 else ts
+        try:
+            return date_bound(value, end=end)
+        except ValueError:
+            shown = render.escape(value.strip()[:40])
+            raise NewsbotError(f"{name}: “{shown}” is not a date (try 2023-10-31)") from None
 
     return Filters(since=when(since, "since", False), until=when(until, "until", True))
 

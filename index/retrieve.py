@@ -18,6 +18,7 @@ from index.embed import Embedder
 from index.errors import NewsbotError, first_line
 from index.ingest import rebuild_lexical
 from index.lexical import LexicalIndex
+from index.load import parse_date, timestamp
 from index.query import OutletMatcher, QueryPlan, plan
 from index.store import ChromaStore, passage_from
 from index.types import Passage
@@ -59,6 +60,17 @@ class Filters:
 
 
 NO_FILTERS = Filters()
+DAY_SECONDS = 86400
+
+
+def date_bound(value: str, *, end: bool) -> int:
+    """Unix seconds for a date a user typed; as an ``end`` bound a bare day covers the whole day.
+    Raises ValueError when ``value`` is not a date."""
+    iso = parse_date(value)
+    if not iso:
+        raise ValueError(value)
+    ts = timestamp(iso)
+    return ts + DAY_SECONDS - 1 if end and len(value.strip()) <= 10 else ts
 
 
 @dataclass(frozen=True)
