@@ -22,6 +22,7 @@ from index.errors import NewsbotError
 from index.ingest import ChunkingConfig, IngestReport, forget, ingest
 from index.lexical import tokenize
 from index.load import load_paths
+from index.query import clauses
 from index.retrieve import NO_FILTERS, Filters, RetrievalConfig, Retriever
 from index.store import ChromaStore
 from index.types import Article, LoadError
@@ -196,7 +197,7 @@ class App:
                 notice = str(err)
         if answer is None:
             idf = self.retriever.lexical().idf(tokenize([standalone])[0])
-            answer = compose(question, passages, idf, context=context, parts=self.retriever.plan(question).clauses,
+            answer = compose(question, passages, idf, context=context, parts=clauses(question),
                              config=self.answer_config)
             if notice:
                 answer = replace(answer, notice=f"{notice}; showing the extractive answer")
