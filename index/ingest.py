@@ -17,7 +17,7 @@ from index.chunk import TokenChunk, chunk_article
 from index.embed import MODEL_WINDOW, Embedder
 from index.errors import NewsbotError, first_line
 from index.lexical import LexicalIndex
-from index.load import timestamp
+from index.load import split_origin, timestamp
 from index.store import ChromaStore, ChunkRecord
 from index.types import Article, LoadError
 
@@ -241,7 +241,7 @@ def _embed(todo: Sequence[tuple[Article, str, bool]], embedder: Embedder, config
         chunks, ids = prepare(article, embedder, config)
         if not chunks:
             report.failed += 1
-            report.errors.append(LoadError(*_origin(article), "no text to index"))
+            report.errors.append(LoadError(*split_origin(article.origin or article.id), "no text to index"))
             continue
         prepared.append((article, digest, existed, chunks))
         all_ids.extend(ids)
@@ -274,12 +274,6 @@ def _store(batch: _Batch, store: ChromaStore, report: IngestReport) -> None:
         else:
             report.new += 1
         report.chunks_added += n_chunks
-
-
-def _origin(article: Article) -> tuple[str, int]:
-    from index.load import _split_origin
-
-    return _split_origin(article.origin or article.id)
 
 
 def _lexical_current(store: ChromaStore, data_dir: Path) -> bool:

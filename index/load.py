@@ -114,7 +114,7 @@ def load_file(path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         items = _from_jsonl(text, name)
     for item in items:
         if isinstance(item, Article) and len(item.body) > max_article_chars:
-            item = LoadError(*_split_origin(item.origin), f"article body is {len(item.body):,} characters, over the "
+            item = LoadError(*split_origin(item.origin), f"article body is {len(item.body):,} characters, over the "
                              f"{max_article_chars:,}-character limit (NEWSBOT_MAX_ARTICLE_CHARS)")
         yield item
 
@@ -156,7 +156,8 @@ def decode(data: bytes) -> str:
             return data.decode("latin-1")
 
 
-def _split_origin(origin: str) -> tuple[str, int]:
+def split_origin(origin: str) -> tuple[str, int]:
+    """(path, record number) from an Article.origin like "corpus.json, record 12" (record 0 = whole file)."""
     m = re.fullmatch(r"(.*), record (\d+)", origin)
     return (m.group(1), int(m.group(2))) if m else (origin, 0)
 
@@ -272,7 +273,7 @@ def _record(record: Any, name: str, n: int) -> Loaded:
 
 def article_from_record(record: dict[str, Any], *, origin: str) -> Loaded:
     """Validate one article record (the JSON field names) and build an ``Article``."""
-    path, n = _split_origin(origin)
+    path, n = split_origin(origin)
     rec = {FIELD_ALIASES.get(str(k).lower(), str(k).lower()): v for k, v in record.items()}
     body_field = next((f for f in BODY_FIELDS if rec.get(f) not in (None, "")), None)
     if body_field is None:
