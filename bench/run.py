@@ -36,6 +36,7 @@ NEWSBOT = [sys.executable, "-m", "bot"]
 COLD_QUESTION = "Which company did the FTC sue in November 2023?"
 LEVER_CHUNKS = 128  # chunks of real text in the embedding micro-benchmarks
 LEVER_REPS = 7  # rounds over every variant; the median round counts
+SECTIONS = ("levers", "ingest", "cold", "warm", "discord", "scale", "e2e", "modes")
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -360,12 +361,21 @@ def main() -> None:
     ap.add_argument("--baseline-articles", type=int, default=0, help="articles in each baseline subset "
                     "(default 60 MultiHop / 150 BBC; quick: 10 / 20)")
     ap.add_argument("--no-e2e-levers", action="store_true", help="skip the end-to-end fp32 and sync-write ingests")
+    ap.add_argument("--only", default="", help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
+    ap.add_argument("--mh-index", type=Path, help="an ingested MultiHop data dir for cold/warm/discord when the "
+                    "ingest section is not run")
     ap.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child_main(args.child)
         return
     quick = args.quick
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if only - set(SECTIONS):
+        raise SystemExit(f"bench: unknown section(s) {', '.join(sorted(only - set(SECTIONS)))}")
+
+    def want(section: str) -> bool:
+        return not only or section in only
     scales = [int(x) for x in args.scales.split(",") if x.strip()] if not quick else [1]
     multihop = args.shared / "multihop-rag" / "corpus.json.gz"
     dev = args.shared / "multihop-rag" / "dev-queries.json.gz"
@@ -387,129 +397,143 @@ def main() -> None:
         peak = matmul_peak()
         figures["matmul_peak_gflops"] = peak
         say(f"numpy fp32 matmul peak: {peak} GFLOP/s ({os.cpu_count()} cores)")
-        levers, _, _ = run_child(["levers", str(multihop), str(48 if quick else LEVER_CHUNKS)])
-        figures["levers"] = levers
-        say(f"\nembedding levers ({levers['chunks']} real MultiHop chunks, {levers['tokens']} tokens, "
-            f"rotated order, median of {LEVER_REPS} rounds):")
-        for name, v in levers.items():
-            if isinstance(v, dict):
-                say(f"  {name:46} {v['tokens_per_s']:>7} tok/s  {v['vs_fp32']:>5.2f}x  cos>= {v['cos_min']:.4f}")
+        if want("levers"):
+            levers, _, _ = run_child(["levers", str(multihop), str(48 if quick else LEVER_CHUNKS)])
+            figures["levers"] = levers
+            say(f"\nembedding levers ({levers['chunks']} real MultiHop chunks, {levers['tokens']} tokens, "
+                f"rotated order, median of {LEVER_REPS} rounds):")
+            for name, v in levers.items():
+                if isinstance(v, dict):
+                    say(f"  {name:46} {v['tokens_per_s']:>7} tok/s  {v['vs_fp32']:>5.2f}x  cos>= {v['cos_min']:.4f}")
 
         # 1. ingest throughput: newsbot (default int8) vs the plain LlamaIndex pipeline
-        say("\ningest throughput")
         ingest_fig: dict[str, Any] = {}
-        for name, src, limit, base_n in (("multihop", multihop, limit_mh, base_mh), ("bbc", bbc, limit_bbc, base_bbc)):
-            ours, _, rss = run_child(["ingest", str(work / f"{name}-int8"), str(limit), "int8", "async", str(src)])
-            ours = rates(ours)
-            flops = ours["tokens"] * model_flops_per_token(ours["tokens"] / max(ours["chunks"], 1))
-            ours["model_gflops"] = round(flops / ours["seconds"] / 1e9, 1)
-            ours["of_peak"] = round(ours["model_gflops"] / peak, 3)
-            base, _, _ = run_child(["baseline", str(work / f"{name}-baseline"), str(base_n), str(src)])
-            base = rates(base)
-            ratio = round(ours["articles_per_s"] / max(base["articles_per_s"], 1e-9), 2)
-            ingest_fig[name] = {"newsbot": ours, "baseline": base, "ratio_articles_per_s": ratio}
-            say(f"  {name:9} newsbot : {ours['articles']:>5} articles {ours['chunks']:>6} chunks in "
-                f"{ours['seconds']:>7.1f} s = {ours['articles_per_s']:>6.2f} art/s "
-                f"{ours['chunks_per_s']:>7.1f} chunks/s {ours['tokens_per_s']:>6} tok/s; "
-                f"model {ours['model_gflops']} GFLOP/s = {ours['of_peak']:.0%} of peak")
-            say(f"  {'':9} baseline: {base['articles']:>5} articles {base['chunks']:>6} chunks in "
-                f"{base['seconds']:>7.1f} s = {base['articles_per_s']:>6.2f} art/s "
-                f"{base['chunks_per_s']:>7.1f} chunks/s "
-                f"{base['tokens_per_s']:>6} tok/s (first {base_n} articles of the same input)")
-            say(f"  {'':9} ratio (articles/s): {ratio}x")
-        figures["ingest"] = ingest_fig
-        mh_dir = work / "multihop-int8"
-
-        # 2. cold start of `newsbot ask` (fresh processes) and its peak RSS
-        cold, cpu, rss = [], [], []
-        env = {"NEWSBOT_DATA_DIR": str(mh_dir)}
-        for _ in range(3 if quick else 5):
-            _, wall, peak_rss = run_process([*NEWSBOT, "ask", COLD_QUESTION], env=env)
-            cold.append(wall)
-            cpu.append(LAST_CPU[0])
-            rss.append(peak_rss)
-        figures["cold_start_s"] = {"median": round(statistics.median(cold), 2), "runs": [round(c, 2) for c in cold],
-                                   "cpu_median": round(statistics.median(cpu), 2)}
-        figures["ask_peak_rss_mb"] = round(max(rss), 1)
-        say(f"\ncold start `newsbot ask`: median {statistics.median(cold):.2f} s wall ({statistics.median(cpu):.2f} s "
-            f"CPU) over {len(cold)} fresh processes; peak RSS {max(rss):.0f} MB")
-
-        # 3. warm query latency over the dev questions
+        mh_dir = args.mh_index or work / "multihop-int8"
         qfile = work / "dev-questions.json"
         qfile.write_text(json.dumps([q["query"] for q in json.loads(gzip.decompress(dev.read_bytes()))]))
-        warm, _, _ = run_child(["queries", str(mh_dir), str(qfile), str(n_questions)])
-        figures["warm"] = warm
-        say(f"warm latency over {warm['n']} dev questions: retrieve p50 {warm['retrieve_p50_ms']} ms, "
-            f"p95 {warm['retrieve_p95_ms']} ms; retrieve+answer p50 {warm['ask_p50_ms']} ms, "
-            f"p95 {warm['ask_p95_ms']} ms")
+        if want("ingest"):
+            say("\ningest throughput")
+            inputs = (("multihop", multihop, limit_mh, base_mh), ("bbc", bbc, limit_bbc, base_bbc))
+            for name, src, limit, base_n in inputs:
+                ours, _, rss = run_child(["ingest", str(work / f"{name}-int8"), str(limit), "int8", "async", str(src)])
+                ours = rates(ours)
+                flops = ours["tokens"] * model_flops_per_token(ours["tokens"] / max(ours["chunks"], 1))
+                ours["model_gflops"] = round(flops / ours["seconds"] / 1e9, 1)
+                ours["of_peak"] = round(ours["model_gflops"] / peak, 3)
+                base, _, _ = run_child(["baseline", str(work / f"{name}-baseline"), str(base_n), str(src)])
+                base = rates(base)
+                ratio = round(ours["articles_per_s"] / max(base["articles_per_s"], 1e-9), 2)
+                ingest_fig[name] = {"newsbot": ours, "baseline": base, "ratio_articles_per_s": ratio}
+                say(f"  {name:9} newsbot : {ours['articles']:>5} articles {ours['chunks']:>6} chunks in "
+                    f"{ours['seconds']:>7.1f} s = {ours['articles_per_s']:>6.2f} art/s "
+                    f"{ours['chunks_per_s']:>7.1f} chunks/s {ours['tokens_per_s']:>6} tok/s; "
+                    f"model {ours['model_gflops']} GFLOP/s = {ours['of_peak']:.0%} of peak")
+                say(f"  {'':9} baseline: {base['articles']:>5} articles {base['chunks']:>6} chunks in "
+                    f"{base['seconds']:>7.1f} s = {base['articles_per_s']:>6.2f} art/s "
+                    f"{base['chunks_per_s']:>7.1f} chunks/s "
+                    f"{base['tokens_per_s']:>6} tok/s (first {base_n} articles of the same input)")
+                say(f"  {'':9} ratio (articles/s): {ratio}x")
+            figures["ingest"] = ingest_fig
+        if not (mh_dir / "chroma").exists() and {"cold", "warm", "discord"} & (only or set(SECTIONS)):
+            raise SystemExit(f"bench: no MultiHop index in {mh_dir}: run the ingest section or pass --mh-index")
+
+        # 2. cold start of `newsbot ask` (fresh processes) and its peak RSS
+        if want("cold"):
+            cold, cpu, rss = [], [], []
+            env = {"NEWSBOT_DATA_DIR": str(mh_dir)}
+            for _ in range(3 if quick else 5):
+                _, wall, peak_rss = run_process([*NEWSBOT, "ask", COLD_QUESTION], env=env)
+                cold.append(wall)
+                cpu.append(LAST_CPU[0])
+                rss.append(peak_rss)
+            figures["cold_start_s"] = {"median": round(statistics.median(cold), 2), "runs": [round(c, 2) for c in cold],
+                                       "cpu_median": round(statistics.median(cpu), 2)}
+            figures["ask_peak_rss_mb"] = round(max(rss), 1)
+            say(f"\ncold start `newsbot ask`: median {statistics.median(cold):.2f} s wall "
+                f"({statistics.median(cpu):.2f} s CPU) over {len(cold)} fresh processes; peak RSS {max(rss):.0f} MB")
+
+        # 3. warm query latency over the dev questions
+        if want("warm"):
+            warm, _, _ = run_child(["queries", str(mh_dir), str(qfile), str(n_questions)])
+            figures["warm"] = warm
+            say(f"warm latency over {warm['n']} dev questions: retrieve p50 {warm['retrieve_p50_ms']} ms, "
+                f"p95 {warm['retrieve_p95_ms']} ms; retrieve+answer p50 {warm['ask_p50_ms']} ms, "
+                f"p95 {warm['ask_p95_ms']} ms")
 
         # 5. memory of the Discord bot with the MultiHop index loaded (bench/discord_load.py)
-        n = 20 if quick else 100
-        load, _, bot_rss = run_process([sys.executable, str(ROOT / "bench" / "discord_load.py"), "--data-dir",
-                                        str(mh_dir), "--questions", str(dev), "--n", str(n), "--json"], want_json=True)
-        figures["discord"] = {**load, "peak_rss_mb_wait4": round(bot_rss, 1)}
-        say(f"\nDiscord bot ({n} simulated /ask): peak RSS {bot_rss:.0f} MB; {json.dumps(load)}")
+        if want("discord"):
+            n = 20 if quick else 100
+            load, _, bot_rss = run_process([sys.executable, str(ROOT / "bench" / "discord_load.py"), "--data-dir",
+                                            str(mh_dir), "--questions", str(dev), "--n", str(n), "--json"],
+                                           want_json=True)
+            figures["discord"] = {**load, "peak_rss_mb_wait4": round(bot_rss, 1)}
+            say(f"\nDiscord bot ({n} simulated /ask): peak RSS {bot_rss:.0f} MB; {json.dumps(load)}")
         # 4. scale curve on BBC copies
-        say("\nscale curve (BBC, copies with distinct ids and shuffled sentences)")
-        bbc_q = work / "bbc-questions.json"
-        from index.load import load_paths
-        from index.types import Article
+        if want("scale"):
+            say("\nscale curve (BBC, copies with distinct ids and shuffled sentences)")
+            bbc_q = work / "bbc-questions.json"
+            from index.load import load_paths
+            from index.types import Article
 
-        titles = [a.title for a in load_paths([bbc]) if isinstance(a, Article)]
-        bbc_q.write_text(json.dumps(random.Random(0).sample(titles, 20 if quick else 100)))
-        curve = []
-        for factor in scales:
-            d = work / f"bbc-x{factor}"
-            if factor == 1:
-                d, r = work / "bbc-int8", ingest_fig["bbc"]["newsbot"]
-                ing_rss = r["peak_rss_mb"]
-            else:
-                src = scaled_bbc(bbc, factor, work / "inputs")
-                r, _, ing_rss = run_child(["ingest", str(d), "0", "int8", "async", str(src)])
-                r = rates(r)
-            q, _, q_rss = run_child(["queries", str(d), str(bbc_q), "0"])
-            row = {"factor": factor, "articles": r["articles"], "chunks": r["chunks"], "ingest_s": r["seconds"],
-                   "index_mb": dir_mb(d), "query_p50_ms": q["retrieve_p50_ms"], "query_p95_ms": q["retrieve_p95_ms"],
-                   "ask_p50_ms": q["ask_p50_ms"], "ask_p95_ms": q["ask_p95_ms"], "ingest_peak_rss_mb": ing_rss,
-                   "query_peak_rss_mb": q["peak_rss_mb"]}
-            curve.append(row)
-            say(f"  {factor:>3}x: {row['articles']:>6} articles {row['chunks']:>7} chunks, "
-                f"ingest {row['ingest_s']:>7.1f} s, "
-                f"index {row['index_mb']:>7.1f} MB, retrieve p50/p95 {row['query_p50_ms']}/{row['query_p95_ms']} ms, "
-                f"ask p50/p95 {row['ask_p50_ms']}/{row['ask_p95_ms']} ms, peak RSS ingest {ing_rss:.0f} MB, "
-                f"query {row['query_peak_rss_mb']:.0f} MB")
-        figures["scale"] = curve
+            titles = [a.title for a in load_paths([bbc]) if isinstance(a, Article)]
+            bbc_q.write_text(json.dumps(random.Random(0).sample(titles, 20 if quick else 100)))
+            curve = []
+            for factor in scales:
+                d = work / f"bbc-x{factor}"
+                if factor == 1 and "bbc" in ingest_fig:
+                    d, r = work / "bbc-int8", ingest_fig["bbc"]["newsbot"]
+                    ing_rss = r["peak_rss_mb"]
+                else:
+                    src = scaled_bbc(bbc, factor, work / "inputs")
+                    r, _, ing_rss = run_child(["ingest", str(d), "0", "int8", "async", str(src)])
+                    r = rates(r)
+                q, _, q_rss = run_child(["queries", str(d), str(bbc_q), "0"])
+                row = {"factor": factor, "articles": r["articles"], "chunks": r["chunks"], "ingest_s": r["seconds"],
+                       "index_mb": dir_mb(d), "query_p50_ms": q["retrieve_p50_ms"],
+                       "query_p95_ms": q["retrieve_p95_ms"],
+                       "ask_p50_ms": q["ask_p50_ms"], "ask_p95_ms": q["ask_p95_ms"], "ingest_peak_rss_mb": ing_rss,
+                       "query_peak_rss_mb": q["peak_rss_mb"]}
+                curve.append(row)
+                say(f"  {factor:>3}x: {row['articles']:>6} articles {row['chunks']:>7} chunks, "
+                    f"ingest {row['ingest_s']:>7.1f} s, "
+                    f"index {row['index_mb']:>7.1f} MB, "
+                    f"retrieve p50/p95 {row['query_p50_ms']}/{row['query_p95_ms']} ms, "
+                    f"ask p50/p95 {row['ask_p50_ms']}/{row['ask_p95_ms']} ms, peak RSS ingest {ing_rss:.0f} MB, "
+                    f"query {row['query_peak_rss_mb']:.0f} MB")
+            figures["scale"] = curve
 
         # 6. ingest levers end to end: fp32 on the same MultiHop input, and writes not overlapped
-        if not args.no_e2e_levers:
-            say("\ningest levers end to end")
-            fp32, _, _ = run_child(["ingest", str(work / "multihop-fp32"), str(limit_mh or 0), "fp32", "async",
-                                    str(multihop)])
-            n_sync = str(limit_mh or 150)
-            sync, _, _ = run_child(["ingest", str(work / "multihop-sync"), n_sync, "int8", "sync", str(multihop)])
-            over, _, _ = run_child(["ingest", str(work / "multihop-async"), n_sync, "int8", "async", str(multihop)])
-            figures["ingest_levers"] = {"multihop_fp32": rates(fp32), "multihop_int8_sync_writes": rates(sync),
-                                        "multihop_int8_overlapped_writes": rates(over)}
-            say(f"  multihop fp32 end to end: {rates(fp32)['tokens_per_s']} tok/s in {fp32['seconds']} s "
-                f"(int8: {ingest_fig['multihop']['newsbot']['tokens_per_s']} tok/s)")
-            say(f"  first {n_sync} MultiHop articles, int8: writes overlapped {over['seconds']} s, "
-                f"not overlapped {sync['seconds']} s")
+        if want("e2e"):
+            if not args.no_e2e_levers:
+                say("\ningest levers end to end")
+                fp32, _, _ = run_child(["ingest", str(work / "multihop-fp32"), str(limit_mh or 0), "fp32", "async",
+                                        str(multihop)])
+                n_sync = str(limit_mh or 150)
+                sync, _, _ = run_child(["ingest", str(work / "multihop-sync"), n_sync, "int8", "sync", str(multihop)])
+                over, _, _ = run_child(["ingest", str(work / "multihop-async"), n_sync, "int8", "async", str(multihop)])
+                figures["ingest_levers"] = {"multihop_fp32": rates(fp32), "multihop_int8_sync_writes": rates(sync),
+                                            "multihop_int8_overlapped_writes": rates(over)}
+                say(f"  multihop fp32 end to end: {rates(fp32)['tokens_per_s']} tok/s in {fp32['seconds']} s "
+                    f"(int8: {ingest_fig['multihop']['newsbot']['tokens_per_s']} tok/s)")
+                say(f"  first {n_sync} MultiHop articles, int8: writes overlapped {over['seconds']} s, "
+                    f"not overlapped {sync['seconds']} s")
 
         # 7. Chroma server mode next to embedded mode: same articles, same questions
-        n_mode = 30 if quick else 150
-        say(f"\nChroma server vs embedded (first {n_mode} MultiHop articles, {n_questions or 200} dev questions)")
-        modes: dict[str, Any] = {}
-        with chroma_server(work / "chroma-server") as port:
-            for mode, extra in (("embedded", {}), ("server", {"NEWSBOT_CHROMA_HOST": "127.0.0.1",
-                                                              "NEWSBOT_CHROMA_PORT": str(port)})):
-                d = work / f"mode-{mode}"
-                ing, _, _ = run_child(["ingest", str(d), str(n_mode), "int8", "async", str(multihop)], env=extra)
-                q, _, _ = run_child(["queries", str(d), str(qfile), str(n_questions or 200)], env=extra)
-                modes[mode] = {"ingest": rates(ing), "queries": q}
-                say(f"  {mode:8}: ingest {ing['seconds']:>6.1f} s ({rates(ing)['chunks_per_s']} chunks/s), "
-                    f"retrieve p50/p95 {q['retrieve_p50_ms']}/{q['retrieve_p95_ms']} ms, "
-                    f"ask p50/p95 {q['ask_p50_ms']}/{q['ask_p95_ms']} ms")
-        figures["chroma_modes"] = modes
+        if want("modes"):
+            n_mode = 30 if quick else 150
+            say(f"\nChroma server vs embedded (first {n_mode} MultiHop articles, {n_questions or 200} dev questions)")
+            modes: dict[str, Any] = {}
+            with chroma_server(work / "chroma-server") as port:
+                for mode, extra in (("embedded", {}), ("server", {"NEWSBOT_CHROMA_HOST": "127.0.0.1",
+                                                                  "NEWSBOT_CHROMA_PORT": str(port)})):
+                    d = work / f"mode-{mode}"
+                    ing, _, _ = run_child(["ingest", str(d), str(n_mode), "int8", "async", str(multihop)], env=extra)
+                    q, _, _ = run_child(["queries", str(d), str(qfile), str(n_questions or 200)], env=extra)
+                    modes[mode] = {"ingest": rates(ing), "queries": q}
+                    say(f"  {mode:8}: ingest {ing['seconds']:>6.1f} s ({rates(ing)['chunks_per_s']} chunks/s), "
+                        f"retrieve p50/p95 {q['retrieve_p50_ms']}/{q['retrieve_p95_ms']} ms, "
+                        f"ask p50/p95 {q['ask_p50_ms']}/{q['ask_p95_ms']} ms")
+            figures["chroma_modes"] = modes
 
         figures["loadavg_end"] = os.getloadavg()[0]
     finally:
