@@ -20,11 +20,11 @@ from bot.types import Answer
 from index.embed import Embedder, model_name, precision_of
 from index.errors import NewsbotError
 from index.ingest import ChunkingConfig, IngestReport, forget, ingest
-from index.lexical import tokenize
+from index.lexical import LexicalIndex, tokenize
 from index.load import load_paths
 from index.query import clauses
 from index.retrieve import NO_FILTERS, Filters, RetrievalConfig, Retriever
-from index.store import ChromaStore
+from index.store import ChromaStore, read_version_marker, version_marker
 from index.types import Article, LoadError
 
 if TYPE_CHECKING:
@@ -69,14 +69,23 @@ class App:
     def precision(self) -> str:
         """The embedding precision in use: the one an existing index was built with, else the setting's."""
         wanted = self.settings.embed_precision
-        probe = self._open_store("")  # no model check: we are reading which model the index has
-        recorded = precision_of(probe.embedding_model)
-        if recorded:
-            self._probe = probe  # already records our model: reuse it as the store
+        recorded = precision_of(self._recorded_model())
         if recorded and recorded != wanted:
             log.info("this index holds %s embeddings; NEWSBOT_EMBED_PRECISION=%s applies to new indexes", recorded,
                      wanted)
         return recorded or wanted
+
+    def _recorded_model(self) -> str:
+        """The embedding model the index was built with: from the version marker or the search snapshot when
+        there is one (no Chroma), else from the store."""
+        marker = read_version_marker(self.version_file) if self.version_file is not None else None
+        for found in (marker, LexicalIndex.tag(self.lexical_dir)):
+            if found is not None and found.embedding_model:
+                return found.embedding_model
+        probe = self._open_store("")  # no model check: we are reading which model the index has
+        if precision_of(probe.embedding_model):
+            self._probe = probe  # already records our model: reuse it as the store
+        return probe.embedding_model
 
     @property
     def embedding_model(self) -> str:
@@ -96,6 +105,12 @@ class App:
         return ChromaStore(path=s.data_dir / "chroma", collection=s.collection, embedding_model=embedding_model)
 
     @property
+    def version_file(self) -> Path | None:
+        """The embedded index's version marker (None in server mode, where only the server knows)."""
+        s = self.settings
+        return None if s.chroma_host else version_marker(s.data_dir / "chroma", s.collection)
+
+    @property
     def lexical_dir(self) -> Path:
         """Where this process keeps its BM25 snapshot: the data dir, or one folder per server and collection."""
         s = self.settings
@@ -108,7 +123,7 @@ class App:
     def retriever(self) -> Retriever:
         cfg = RetrievalConfig(dense_weight=self.settings.dense_weight,
                               refresh_seconds=self.settings.index_refresh_seconds)
-        return Retriever(self.store, self.embedder, self.lexical_dir, cfg)
+        return Retriever(lambda: self.store, self.embedder, self.lexical_dir, cfg, version_file=self.version_file)
 
     @property
     def chunking(self) -> ChunkingConfig:
@@ -146,11 +161,22 @@ class App:
         return feed_round(feeds, self.fetcher, lambda items: self.ingest(items, progress), state, only_new=only_new)
 
     def ingest(self, items: Iterable[Article | LoadError], progress: Any = None) -> IngestReport:
-        return ingest(items, self.store, self.embedder, self.lexical_dir, config=self.chunking,
-                      progress=progress)
+        try:
+            return ingest(items, self.store, self.embedder, self.lexical_dir, config=self.chunking,
+                          progress=progress)
+        finally:
+            self._wrote()
 
     def forget(self, key: str) -> tuple[list[str], int]:
-        return forget(key, self.store, self.lexical_dir)
+        try:
+            return forget(key, self.store, self.lexical_dir)
+        finally:
+            self._wrote()
+
+    def _wrote(self) -> None:
+        """This process changed the index: its next question sees that at once, not after the refresh interval."""
+        if "retriever" in self.__dict__:
+            self.retriever.expire()
 
     def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
             filters: Filters = NO_FILTERS) -> Answer:
@@ -219,9 +245,14 @@ class App:
                                "(NEWSBOT_MAX_QUESTION_CHARS)")
         return cleaned
 
+    def indexed_chunks(self) -> int:
+        """How many chunks questions are answered from (those of completely stored articles)."""
+        return len(self.retriever.lexical())
+
     def chunk_token_counts(self) -> list[int]:
-        """Model-token length of every stored chunk (for eval's chunk-length distribution)."""
-        return [int(c.meta.get("tokens", 0)) for c in self.store.iter_chunks()]
+        """Model-token length of every indexed chunk (for eval's chunk-length distribution)."""
+        lex = self.retriever.lexical()
+        return [int(lex.meta(row).get("tokens", 0)) for row in range(len(lex))]
 
     def stats(self) -> dict[str, Any]:
         """What the index holds; needs no embedding model."""

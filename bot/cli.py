@@ -299,7 +299,7 @@ def _eval(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
 
 
 def _require_index(app) -> None:  # type: ignore[no-untyped-def]
-    if app.store.chunk_count() == 0:
+    if app.indexed_chunks() == 0:
         raise NewsbotError(f"no articles are indexed in {app.store.location}: run `newsbot ingest PATH` first")
 
 

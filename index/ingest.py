@@ -277,8 +277,8 @@ def _store(batch: _Batch, store: ChromaStore, report: IngestReport) -> None:
 
 
 def _lexical_current(store: ChromaStore, data_dir: Path) -> bool:
-    snap = LexicalIndex.load(data_dir)
-    return snap is not None and snap.version == store.version()
+    tag = LexicalIndex.tag(data_dir)
+    return tag is not None and tag.version == store.version()
 
 
 def lexical_text(title: str, text: str) -> str:
@@ -296,6 +296,7 @@ def rebuild_lexical(store: ChromaStore, data_dir: Path) -> LexicalIndex:
     texts: list[str] = []
     vectors: list[np.ndarray] = []
     sentences: list[tuple[int, str]] = []
+    records: list[tuple[str, dict[str, Any]]] = []
     columns: dict[str, list] = {"article_id": [], "source": [], "title": [], "published_ts": [], "day": []}
     for rec in store.iter_chunks(vectors=True):
         aid = str(rec.meta.get("article_id", ""))
@@ -306,6 +307,7 @@ def rebuild_lexical(store: ChromaStore, data_dir: Path) -> LexicalIndex:
         title = str(rec.meta.get("title", ""))
         texts.append(lexical_text(title, rec.text))
         vectors.append(rec.vector)
+        records.append((rec.text, rec.meta))
         sentences.extend((row, s) for s in split_sentences(rec.text))
         columns["article_id"].append(aid)
         columns["source"].append(str(rec.meta.get("source", "")))
@@ -313,7 +315,8 @@ def rebuild_lexical(store: ChromaStore, data_dir: Path) -> LexicalIndex:
         columns["published_ts"].append(int(rec.meta.get("published_ts", 0)))
         columns["day"].append(str(rec.meta.get("published_at", ""))[:10])
     matrix = np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
-    index = LexicalIndex.build(ids, texts, version, columns, matrix, sentences)
+    index = LexicalIndex.build(ids, texts, version, columns, matrix, sentences=sentences, records=records,
+                               embedding_model=store.embedding_model)
     index.save(data_dir)
     log.debug("search snapshot rebuilt: %d chunks, %d sentences, version %s", len(ids), len(sentences), version)
     return index

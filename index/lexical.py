@@ -1,9 +1,11 @@
 """The search snapshot beside Chroma: BM25 over chunks and over sentences (bm25s, Snowball stemming),
-per-row filter columns, and a copy of the chunk vectors for exact re-scoring of candidates.
+per-row filter columns, the chunk vectors for exact cosine search, and each chunk's text, metadata and
+sentences, so answering a question reads nothing from Chroma.
 
 It is derived data: rebuilt from the chunks stored in Chroma and tagged with the store's version
 token, so a snapshot that does not match the store is never used; the rebuild writes a new directory
-and swaps it in, so a crash leaves either the old snapshot or none.
+and swaps it in, so a crash leaves either the old snapshot or none. bm25s (and scipy) are imported only to
+build a BM25 model; scoring reads the saved score matrix with numpy.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from index.types import IndexVersion, Passage
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "lexical"
-FORMAT = 3
+FORMAT = 4
 
 # English function words (the usual IR stoplist: articles, pronouns, auxiliaries, question words).
 STOPWORDS = frozenset("""
@@ -70,96 +74,119 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 
 class Bm25:
-    """One BM25 model over a list of texts (rows)."""
+    """One BM25 model over a list of texts (rows), kept as its term-by-document score matrix (CSC arrays)."""
 
-    def __init__(self, model: Any, rows: int) -> None:
-        self._model = model
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, vocab: dict[str, int],
+                 rows: int) -> None:
+        self._data = data  # column t holds the BM25 weight of term t in each document containing it
+        self._indices = indices
+        self._indptr = indptr
+        self.vocab = vocab
         self.rows = rows
-        self.vocab: dict[str, int] = (getattr(model, "vocab_dict", None) or {}) if rows else {}
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> Bm25:
+        if not texts:
+            return cls(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64), {}, 0)
         import bm25s
 
-        model = bm25s.BM25(k1=1.2, b=0.75)
-        if texts:
-            model.index(tokenize(texts), show_progress=False)
-        return cls(model, len(texts))
+        model = bm25s.BM25(k1=1.2, b=0.75)  # the default "lucene" variant: no score for absent terms
+        model.index(tokenize(texts), show_progress=False)
+        m = model.scores
+        return cls(np.asarray(m["data"], np.float32), np.asarray(m["indices"]), np.asarray(m["indptr"]),
+                   dict(model.vocab_dict), len(texts))
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
-        known = [t for t in terms if t in self.vocab]
-        if not known or not self.rows:
-            return np.zeros(self.rows, dtype=np.float32)
-        return np.asarray(self._model.get_scores(known), dtype=np.float32)
+        """Every row's score, as bm25s's ``get_scores``: a term's column is added once per occurrence."""
+        out = np.zeros(self.rows, dtype=np.float32)
+        for term in terms:
+            col = self.vocab.get(term)
+            if col is not None:
+                lo, hi = self._indptr[col], self._indptr[col + 1]
+                out[self._indices[lo:hi]] += self._data[lo:hi]  # a column lists each row at most once
+        return out
 
     def doc_freq(self) -> dict[str, int]:
-        scores = getattr(self._model, "scores", None)
-        if scores is None or not self.vocab:
-            return {}
-        counts = np.diff(np.asarray(scores["indptr"]))
+        counts = np.diff(self._indptr)
         return {t: int(counts[i]) for t, i in self.vocab.items() if i < len(counts)}
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        if self.rows:
-            self._model.save(str(path), show_progress=False)
+        for name, array in (("data", self._data), ("indices", self._indices), ("indptr", self._indptr)):
+            np.save(path / f"{name}.npy", array)
+        (path / "vocab.json").write_text(json.dumps(self.vocab))
         (path / "rows.json").write_text(json.dumps({"rows": self.rows}))
 
     @classmethod
     def load(cls, path: Path) -> Bm25:
-        import bm25s
-
-        rows = json.loads((path / "rows.json").read_text())["rows"]
-        model = bm25s.BM25.load(str(path), mmap=False) if rows else bm25s.BM25()
-        return cls(model, rows)
+        arrays = [np.load(path / f"{name}.npy") for name in ("data", "indices", "indptr")]
+        return cls(*arrays, json.loads((path / "vocab.json").read_text()),
+                   json.loads((path / "rows.json").read_text())["rows"])
 
 
 class LexicalIndex:
     """Everything retrieval needs in memory; row ``i`` is chunk ``ids[i]``."""
 
     def __init__(self, ids: list[str], version: str, chunks: Bm25, sentences: Bm25, owner: np.ndarray,
-                 columns: dict[str, list], vectors: np.ndarray, sentence_texts: list[str]) -> None:
+                 columns: dict[str, list], vectors: np.ndarray, records: list[bytes],
+                 embedding_model: str = "") -> None:
         self.ids = ids
         self.version = version
+        self.embedding_model = embedding_model
         self._chunks = chunks
         self._sentences = sentences
         self.owner = owner  # sentence row -> chunk row (non-decreasing)
-        self.sentence_texts = sentence_texts
+        self._records = records  # per row, JSON [text, metadata, sentences]; decoded only for rows shown
         self.article_ids: list[str] = columns.get("article_id", [""] * len(ids))
         self.sources: list[str] = columns.get("source", [""] * len(ids))
         self.titles: list[str] = columns.get("title", [""] * len(ids))
         self.timestamps = np.asarray(columns.get("published_ts", [0] * len(ids)), dtype=np.int64)
         self.days = np.asarray(columns.get("day", [""] * len(ids)))
         self.source_array = np.asarray(self.sources)
-        self.vectors = vectors  # unit vectors, float32, for exact cosine of candidates
-        self._row = {cid: i for i, cid in enumerate(ids)}
+        self.vectors = vectors  # unit vectors, float32: cosine = dot product
         self._df: dict[str, int] | None = None
 
     @classmethod
     def build(cls, ids: list[str], texts: Sequence[str], version: str, columns: dict[str, list],
-              vectors: np.ndarray, sentences: Sequence[tuple[int, str]] = ()) -> LexicalIndex:
-        """Index chunk ``texts`` and their ``sentences`` (owner row, text) for BM25."""
+              vectors: np.ndarray, *, sentences: Sequence[tuple[int, str]],
+              records: Sequence[tuple[str, dict[str, Any]]], embedding_model: str) -> LexicalIndex:
+        """Index chunk ``texts`` and their ``sentences`` (owner row, text) for BM25; ``records`` are each
+        row's chunk text and metadata as a Passage shows them."""
         owner = np.asarray([o for o, _ in sentences], dtype=np.int32)
         texts_of_sentences = [s for _, s in sentences]
         matrix = np.asarray(vectors, dtype=np.float32)
         matrix = matrix.reshape(len(ids), -1) if len(ids) else np.zeros((0, 0), dtype=np.float32)
+        per_row: list[list[str]] = [[] for _ in ids]
+        for row, text in sentences:
+            per_row[row].append(text)
+        encoded = [json.dumps([text, meta, per_row[i]]).encode() for i, (text, meta) in enumerate(records)]
         return cls(list(ids), version, Bm25.build(texts), Bm25.build(texts_of_sentences), owner,
-                   columns, matrix, texts_of_sentences)
+                   columns, matrix, encoded, embedding_model)
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def row(self, chunk_id: str) -> int | None:
-        return self._row.get(chunk_id)
 
     @property
     def known_sources(self) -> list[str]:
         return sorted({s for s in self.sources if s})
 
-    def sentences(self, row: int) -> tuple[str, ...]:
-        """The sentences of chunk ``row`` as split at indexing time."""
-        lo, hi = np.searchsorted(self.owner, [row, row + 1])
-        return tuple(self.sentence_texts[lo:hi])
+    def passage(self, row: int, score: float) -> Passage:
+        """Chunk ``row`` as a Passage, with the sentences it was split into at indexing time."""
+        text, m, sentences = json.loads(self._records[row])
+        return Passage(chunk_id=self.ids[row], article_id=str(m.get("article_id", "")), text=text, score=score,
+                       title=str(m.get("title", "")), source=str(m.get("source", "")), url=str(m.get("url", "")),
+                       published_at=str(m.get("published_at", "")), position=int(m.get("position", 0)), meta=m,
+                       sentences=tuple(sentences))
+
+    def meta(self, row: int) -> dict[str, Any]:
+        """The stored metadata of chunk ``row``."""
+        return dict(json.loads(self._records[row])[1])
+
+    def dense(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every chunk to a unit ``vector``."""
+        if not len(self.ids):
+            return np.zeros(0, dtype=np.float32)
+        return self.vectors @ np.asarray(vector, dtype=np.float32)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for ``query`` (zeros when no query word is in the index)."""
@@ -189,13 +216,13 @@ class LexicalIndex:
             self._sentences.save(tmp / "sentences")
             np.save(tmp / "owner.npy", self.owner)
             np.save(tmp / "vectors.npy", self.vectors)
-            (tmp / "sentences.json").write_text(json.dumps(self.sentence_texts))
+            (tmp / "records.jsonl").write_bytes(b"\n".join(self._records))
             (tmp / "ids.json").write_text(json.dumps(self.ids))
             (tmp / "columns.json").write_text(json.dumps({
                 "article_id": self.article_ids, "source": self.sources, "title": self.titles,
                 "published_ts": self.timestamps.tolist(), "day": self.days.tolist()}))
             (tmp / "version.json").write_text(json.dumps({"version": self.version, "rows": len(self.ids),
-                                                          "format": FORMAT}))
+                                                          "format": FORMAT, "embedding_model": self.embedding_model}))
             target = data_dir / SNAPSHOT
             old = data_dir / f".lexical-old-{os.getpid()}"
             try:
@@ -208,6 +235,18 @@ class LexicalIndex:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    @staticmethod
+    def tag(data_dir: Path) -> IndexVersion | None:
+        """The version and embedding model of the saved snapshot, without loading it; None when there is
+        none of the current format."""
+        try:
+            meta = json.loads((data_dir / SNAPSHOT / "version.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            return None
+        return IndexVersion(str(meta.get("version", "")), str(meta.get("embedding_model", "")))
+
     @classmethod
     def load(cls, data_dir: Path) -> LexicalIndex | None:
         """The saved snapshot, or None when there is none, it is unreadable or of an older format."""
@@ -218,12 +257,14 @@ class LexicalIndex:
                 return None
             ids = json.loads((target / "ids.json").read_text())
             columns = json.loads((target / "columns.json").read_text())
+            blob = (target / "records.jsonl").read_bytes()
             index = cls(ids, str(meta.get("version", "")), Bm25.load(target / "chunks"),
                         Bm25.load(target / "sentences"), np.load(target / "owner.npy"), columns,
-                        np.load(target / "vectors.npy"), json.loads((target / "sentences.json").read_text()))
+                        np.load(target / "vectors.npy"), blob.split(b"\n") if blob else [],
+                        str(meta.get("embedding_model", "")))
         except (OSError, ValueError, KeyError):
             log.debug("no usable lexical snapshot in %s", target, exc_info=True)
             return None
-        if len(ids) != meta.get("rows") or len(index.vectors) != len(ids):
+        if not len(ids) == meta.get("rows") == len(index.vectors) == len(index._records):
             return None
         return index

@@ -1,16 +1,17 @@
-"""Passages out: hybrid retrieval. Dense candidates come from Chroma, lexical ones from BM25 over chunks and
-over single sentences; every candidate is then scored on all three signals (min-max normalised over the
-pool and mixed with fixed weights), lifted when its article's date is named in the question, and, when
-the question names outlets, the results interleave the best chunks of each named outlet."""
+"""Passages out: hybrid retrieval over the search snapshot. Dense candidates come from an exact cosine scan
+of the chunk vectors, lexical ones from BM25 over chunks and over single sentences; every candidate is then
+scored on all three signals (min-max normalised over the pool and mixed with fixed weights), lifted when its
+article's date is named in the question, and, when the question names outlets, the results interleave the
+best chunks of each named outlet."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from index.ingest import rebuild_lexical
 from index.lexical import LexicalIndex
 from index.load import parse_date, timestamp
 from index.query import OutletMatcher, QueryPlan, plan
-from index.store import ChromaStore, passage_from
+from index.store import ChromaStore, read_version_marker
 from index.types import Passage
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,6 @@ class Filters:
     sources: tuple[str, ...] = ()
     since: int | None = None
     until: int | None = None
-
-    def where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if self.sources:
-            clauses.append({"source": {"$in": list(self.sources)}})
-        if self.since is not None:
-            clauses.append({"published_ts": {"$gte": self.since}})
-        if self.until is not None:
-            clauses.append({"published_ts": {"$lte": self.until}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def mask(self, lex: LexicalIndex) -> np.ndarray | None:
         if not (self.sources or self.since is not None or self.until is not None):
@@ -89,18 +78,29 @@ class RetrievalConfig:
 
 
 class Retriever:
-    """Hybrid search over one store; picks up other processes' writes via the store's version token."""
+    """Hybrid search over the search snapshot of one store; picks up other processes' writes via the store's
+    version token, read from the version marker file in embedded mode (``version_file``) so that a current
+    snapshot is used without opening Chroma, and from the store itself in server mode."""
 
-    def __init__(self, store: ChromaStore, embedder: Embedder, data_dir: Path,
-                 config: RetrievalConfig = RetrievalConfig()) -> None:
-        self.store = store
+    def __init__(self, store: Callable[[], ChromaStore] | ChromaStore, embedder: Embedder, data_dir: Path,
+                 config: RetrievalConfig = RetrievalConfig(), *, version_file: Path | None = None) -> None:
+        self._open_store = store if callable(store) else lambda: store
+        self._store: ChromaStore | None = None
         self.embedder = embedder
         self.data_dir = data_dir
         self.config = config
+        self.version_file = version_file
         self._lex: LexicalIndex | None = None
         self._matcher = OutletMatcher([])
         self._checked = 0.0
         self._lock = threading.Lock()
+
+    @property
+    def store(self) -> ChromaStore:
+        """The store, opened on first use: only needed when the snapshot has to be rebuilt (or in server mode)."""
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
 
     def lexical(self) -> LexicalIndex:
         """The search snapshot matching the store's current version (loaded or rebuilt as needed)."""
@@ -108,19 +108,35 @@ class Retriever:
             now = time.monotonic()
             if self._lex is not None and now - self._checked < self.config.refresh_seconds:
                 return self._lex
-            version = self.store.version()
+            version = self._current_version()
             self._checked = now
-            if self._lex is None or self._lex.version != version:
-                snap = LexicalIndex.load(self.data_dir)
+            if self._lex is not None and self._lex.version == version:
+                return self._lex
+            snap = LexicalIndex.load(self.data_dir)
+            if snap is None or snap.version != version:
+                if self.version_file is not None:  # the marker may be missing or stale: Chroma has the truth
+                    version = self.store.sync_marker()
                 if snap is None or snap.version != version:
                     log.info("search snapshot is out of step with the store; rebuilding")
                     snap = self._rebuild()
                     if snap is None:  # another process is writing; serve the last good snapshot meanwhile
                         assert self._lex is not None
                         return self._lex
-                self._lex = snap
-                self._matcher = OutletMatcher(snap.known_sources)
+            self._lex = snap
+            self._matcher = OutletMatcher(snap.known_sources)
             return self._lex
+
+    def expire(self) -> None:
+        """Check the store's version on the next search, however recently it was checked."""
+        with self._lock:
+            self._checked = float("-inf")
+
+    def _current_version(self) -> str | None:
+        """The store's version token: the marker's in embedded mode (None when there is none), else the store's."""
+        if self.version_file is None:
+            return self.store.version()
+        found = read_version_marker(self.version_file)
+        return found.version if found is not None else None
 
     def _rebuild(self) -> LexicalIndex | None:
         """Rebuild the snapshot; a read that collides with another process's write is retried once, then
@@ -156,6 +172,7 @@ class Retriever:
         cfg = self.config
         query_plan = self.plan(question)
         vector = self.embedder.embed([question])[0]
+        dense = lex.dense(vector)
         allowed = filters.mask(lex)
         chunk_bm25 = lex.scores(question)
         # each part of a multi-part question pulls its own best-matching sentence
@@ -165,11 +182,7 @@ class Retriever:
             chunk_bm25 = np.where(allowed, chunk_bm25, 0.0)
             sent_bm25 = np.where(allowed, sent_bm25, 0.0)
 
-        pool: set[int] = set()
-        for cid, _ in self.store.nearest(vector, cfg.depth, filters.where()):
-            row = lex.row(cid)  # chunks outside the snapshot belong to incomplete writes: never shown
-            if row is not None:
-                pool.add(row)
+        pool = _top(dense if allowed is None else np.where(allowed, dense, -np.inf), cfg.depth, above=-np.inf)
         pool |= _top(chunk_bm25, cfg.depth) | _top(sent_bm25, cfg.depth)
         outlet_masks = [np.isin(lex.source_array, list(g)) for g in query_plan.outlets]
         if allowed is not None:
@@ -180,31 +193,29 @@ class Retriever:
         if not pool:
             return []
         rows = np.fromiter(sorted(pool), dtype=np.int64)
-        cos = lex.vectors[rows] @ vector
+        cos = dense[rows]
         chunk_level = cfg.dense_weight * _minmax(cos) + (1 - cfg.dense_weight) * _minmax(chunk_bm25[rows])
         fused = (1 - cfg.sentence_weight) * chunk_level + cfg.sentence_weight * _minmax(sent_bm25[rows])
+        scale = 1.0
         if query_plan.days and cfg.date_boost:
             fused = fused + cfg.date_boost * np.isin(lex.days[rows], list(query_plan.days))
-        fused = fused / (1 + (cfg.date_boost if query_plan.days else 0.0))
+            scale += cfg.date_boost
+        fused = fused / scale
         order = _interleave(rows, fused, [m[rows] for m in outlet_masks], cfg.outlet_boost, k)
-        picked = [int(rows[i]) for i in order]
-        records = self.store.get_chunks([lex.ids[r] for r in picked])
         out = []
-        for i, r in zip(order, picked, strict=True):
-            rec = records.get(lex.ids[r])
-            if rec is None:
-                continue  # removed since the snapshot was built
-            p = passage_from(rec, float(fused[i]))
-            out.append(replace(p, dense=float(cos[i]), lexical=float(chunk_bm25[r]), sentences=lex.sentences(r)))
+        for i in order:
+            r = int(rows[i])
+            out.append(replace(lex.passage(r, float(fused[i])), dense=float(cos[i]), lexical=float(chunk_bm25[r])))
         return out
 
 
-def _top(scores: np.ndarray, n: int) -> set[int]:
+def _top(scores: np.ndarray, n: int, above: float = 0.0) -> set[int]:
+    """Rows of the ``n`` highest scores that are above ``above``."""
     if n <= 0 or not len(scores):
         return set()
     n = min(n, len(scores))
     idx = np.argpartition(-scores, n - 1)[:n]
-    return {int(i) for i in idx if scores[i] > 0}
+    return {int(i) for i in idx if scores[i] > above}
 
 
 def _interleave(rows: np.ndarray, fused: np.ndarray, masks: list[np.ndarray], boost: float, k: int) -> list[int]:

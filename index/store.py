@@ -4,14 +4,21 @@ Two collections: ``<name>`` holds the chunks with their embeddings; ``<name>_art
 catalogue. An article's catalogue record is written only after all its chunks, so it doubles as the
 commit marker: an article without a matching record is incomplete and gets rewritten on the next
 ingest, which is what makes a killed ingest converge to a clean run's index.
+
+In embedded mode every change of the version token is also written to a small JSON file beside the database
+(``version_marker``), so readers can tell whether their search snapshot is current without importing chromadb.
+Chroma's collection metadata stays the truth; the file is a copy, rewritten under a lock in the same order.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +26,26 @@ from typing import Any
 import numpy as np
 
 from index.errors import NewsbotError, first_line
-from index.types import Passage
+from index.types import IndexVersion
 
 log = logging.getLogger(__name__)
 
 PAGE = 5000  # rows per get() page; under Chroma's max batch size
 CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma wants an embedding per record
+
+
+def version_marker(path: Path, collection: str) -> Path:
+    """The file beside an embedded Chroma database that mirrors ``collection``'s version token and model."""
+    return path / f"newsbot-version-{collection}.json"
+
+
+def read_version_marker(marker: Path) -> IndexVersion | None:
+    """The version token and embedding model recorded in ``marker``; None when it is missing or unreadable."""
+    try:
+        found = json.loads(marker.read_text())
+        return IndexVersion(str(found["version"]), str(found.get("embedding_model", "")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,7 @@ class ChromaStore:
             where = f"Chroma server at {host}:{port}" if host else f"Chroma database in {path}"
             raise NewsbotError(f"cannot open the {where}: {first_line(err)}") from err
         self.mode = "server" if host else "embedded"
+        self._marker = version_marker(path, collection) if path is not None and not host else None
         if host:  # a server can go away under a long-running process: say so in one line
             self._client = _ServerCalls(self._client, f"Chroma server at {host}:{port}")
         self._chunks = self._client.get_or_create_collection(
@@ -92,6 +114,8 @@ class ChromaStore:
                                f"{embedding_model!r}: re-ingest into a new --data-dir or change the setting back")
         if embedding_model and not stored_model:
             self._set_meta(embedding_model=embedding_model)
+        elif self._marker is not None and not self._marker.exists():  # a new index, or one from before markers
+            self.sync_marker()
 
     # -- version marker shared by every process using this database -------------------------------------
     def version(self) -> str:
@@ -103,11 +127,44 @@ class ChromaStore:
         self._set_meta(version=token)
         return token
 
+    def sync_marker(self) -> str:
+        """Rewrite the version marker from Chroma's metadata (repairs a missing or stale one); returns the version."""
+        with self._marker_lock():
+            meta = self._client.get_collection(self._chunks.name).metadata or {}
+            self._write_marker(meta)
+        return str(meta.get("version", ""))
+
     def _set_meta(self, **values: str) -> None:
-        meta = dict(self._client.get_collection(self._chunks.name).metadata or {})
-        meta.update(values)
-        meta.pop("hnsw:space", None)
-        self._chunks.modify(metadata=meta)
+        with self._marker_lock():
+            meta = dict(self._client.get_collection(self._chunks.name).metadata or {})
+            meta.update(values)
+            meta.pop("hnsw:space", None)
+            self._chunks.modify(metadata=meta)
+            self._write_marker(meta)
+
+    @contextmanager
+    def _marker_lock(self) -> Iterator[None]:
+        """Serialises metadata-then-marker writes across processes, so the marker ends with the last token."""
+        if self._marker is None:
+            yield
+            return
+        with open(self._marker.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _write_marker(self, meta: Any) -> None:
+        if self._marker is None:
+            return
+        tmp = self._marker.with_name(f".{self._marker.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps({"version": str(meta.get("version", "")),
+                                       "embedding_model": str(meta.get("embedding_model", ""))}))
+            os.replace(tmp, self._marker)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @property
     def embedding_model(self) -> str:
@@ -208,14 +265,6 @@ class ChromaStore:
         return {i: ChunkRecord(i, d or "", dict(m or {}))
                 for i, d, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False)}
 
-    def nearest(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        """Ids and cosine similarities of the ``k`` nearest chunks (Chroma's HNSW index)."""
-        if k <= 0:
-            return []
-        res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k,
-                                 where=where or None, include=["distances"])
-        return [(id_, 1.0 - float(d)) for id_, d in zip(res["ids"][0], (res["distances"] or [[]])[0], strict=False)]
-
 
 class _ServerCalls:
     """Forwards to a Chroma HTTP client (and the collections it returns), turning a lost connection into a
@@ -241,10 +290,3 @@ class _ServerCalls:
             return _ServerCalls(result, self._where) if type(result).__name__ == "Collection" else result
 
         return call
-
-
-def passage_from(record: ChunkRecord, score: float) -> Passage:
-    m = record.meta
-    return Passage(chunk_id=record.id, article_id=str(m.get("article_id", "")), text=record.text, score=score,
-                   title=str(m.get("title", "")), source=str(m.get("source", "")), url=str(m.get("url", "")),
-                   published_at=str(m.get("published_at", "")), position=int(m.get("position", 0)), meta=m)

@@ -56,6 +56,14 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class IndexVersion:
+    """What a reader needs to know about an index without opening it: its version token and embedding model."""
+
+    version: str
+    embedding_model: str = ""
+
+
+@dataclass(frozen=True)
 class LoadError:
     """A file or record that could not be loaded; ``record`` is 1-based, 0 for the whole file."""
 
