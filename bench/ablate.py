@@ -21,17 +21,19 @@ from bot.settings import load_settings  # noqa: E402
 from index.retrieve import RetrievalConfig, Retriever  # noqa: E402
 
 BASE = RetrievalConfig()
+OFF = replace(BASE, phrase_weight=0.0)
 VARIANTS = [
-    ("dense only (Chroma)", replace(BASE, dense_weight=1.0, sentence_weight=0.0, date_boost=0.0, outlet_aware=False,
-                                    split_clauses=False)),
-    ("BM25 only (chunks)", replace(BASE, dense_weight=0.0, sentence_weight=0.0, date_boost=0.0, outlet_aware=False,
+    ("dense only (exact cosine)", replace(OFF, dense_weight=1.0, sentence_weight=0.0, date_boost=0.0,
+                                          outlet_aware=False, split_clauses=False)),
+    ("BM25 only (chunks)", replace(OFF, dense_weight=0.0, sentence_weight=0.0, date_boost=0.0, outlet_aware=False,
                                    split_clauses=False)),
-    ("hybrid: min-max fusion of dense + BM25", replace(BASE, sentence_weight=0.0, date_boost=0.0,
+    ("hybrid: min-max fusion of dense + BM25", replace(OFF, sentence_weight=0.0, date_boost=0.0,
                                                        outlet_aware=False, split_clauses=False)),
-    ("+ best-sentence BM25", replace(BASE, date_boost=0.0, outlet_aware=False, split_clauses=False)),
-    ("+ named outlets (interleaved)", replace(BASE, date_boost=0.0, split_clauses=False)),
-    ("+ dates named in the question", replace(BASE, split_clauses=False)),
-    ("+ per-clause sentence matching (default)", BASE),
+    ("+ best-sentence BM25", replace(OFF, date_boost=0.0, outlet_aware=False, split_clauses=False)),
+    ("+ named outlets (interleaved)", replace(OFF, date_boost=0.0, split_clauses=False)),
+    ("+ dates named in the question", replace(OFF, split_clauses=False)),
+    ("+ per-clause sentence matching", OFF),
+    ("+ per-phrase sentence matching (default)", BASE),
 ]
 
 
@@ -49,7 +51,8 @@ def main() -> None:
     results = {}
     print(f"{'variant':44} {'Hits@10':>8} {'Hits@4':>8} {'MRR@10':>8} {'MAP@10':>8} {'Rec@10':>8} {'ms p50':>7}")
     for name, cfg in VARIANTS:
-        retriever = Retriever(app.store, app.embedder, app.retriever.data_dir, cfg)
+        retriever = Retriever(lambda: app.store, app.embedder, app.retriever.data_dir, cfg,
+                              version_file=app.retriever.version_file)
         sums = dict.fromkeys(METRICS, 0.0)
         times = []
         for q in questions:

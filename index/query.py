@@ -21,6 +21,11 @@ _SEPARATORS = (" | ", " - ", " – ", ": ")
 _CLAUSE_BREAK = re.compile(r"\s*(?:\bwhile\b|\bwhereas\b|\bbut\b|\band then\b|\bafter\b|\bbefore\b|,\s*and\b|;|"
                            r"\band (?:the|a|an|another)\b)\s*", re.I)
 MIN_CLAUSE_WORDS = 4
+# Finer cuts: each descriptive phrase of a long question ("…, known for X, which Y and Z") usually
+# paraphrases one sentence of one article, so each phrase is matched against sentences on its own.
+_PHRASE_BREAK = re.compile(r"\s*(?:[,;:]|\b(?:while|whereas|but|and|or|who|whom|whose|which|that|after|before)\b)\s*",
+                           re.I)
+MIN_PHRASE_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,18 @@ class QueryPlan:
     outlets: tuple[frozenset[str], ...] = ()  # groups of the index's source names, in order of mention
     days: frozenset[str] = frozenset()  # YYYY-MM-DD
     clauses: tuple[str, ...] = ()  # the question's parts when it has several, else empty
+    phrases: tuple[str, ...] = ()  # its descriptive phrases (finer than clauses), else empty
 
 
 def clauses(question: str) -> tuple[str, ...]:
     """The parts of a multi-part question (each at least a few words long), or () for a simple one."""
     parts = tuple(p.strip() for p in _CLAUSE_BREAK.split(question) if p and len(p.split()) >= MIN_CLAUSE_WORDS)
+    return parts if len(parts) > 1 else ()
+
+
+def phrases(question: str) -> tuple[str, ...]:
+    """The descriptive phrases of a question (each a few words long), or () when it has only one."""
+    parts = tuple(p.strip() for p in _PHRASE_BREAK.split(question) if p and len(p.split()) >= MIN_PHRASE_WORDS)
     return parts if len(parts) > 1 else ()
 
 
@@ -100,4 +112,5 @@ def _forms(source: str) -> set[str]:
 
 def plan(question: str, matcher: OutletMatcher) -> QueryPlan:
     """The outlets, dates and clauses of a question."""
-    return QueryPlan(outlets=matcher.find(question), days=find_days(question), clauses=clauses(question))
+    return QueryPlan(outlets=matcher.find(question), days=find_days(question), clauses=clauses(question),
+                     phrases=phrases(question))

@@ -70,6 +70,7 @@ class RetrievalConfig:
     outlet_depth: int = 50  # lexical candidates taken per outlet named in the question
     dense_weight: float = 0.4  # dense vs chunk BM25, within the chunk-level score
     sentence_weight: float = 0.3  # best-sentence BM25 (per question part) vs the chunk-level score
+    phrase_weight: float = 0.2  # best sentence per descriptive phrase of the question (pool-normalised)
     date_boost: float = 0.3  # added when the article's publication day is named in the question
     outlet_boost: float = 0.3  # added for named outlets when choosing the very first result
     outlet_aware: bool = True
@@ -197,6 +198,9 @@ class Retriever:
         chunk_level = cfg.dense_weight * _minmax(cos) + (1 - cfg.dense_weight) * _minmax(chunk_bm25[rows])
         fused = (1 - cfg.sentence_weight) * chunk_level + cfg.sentence_weight * _minmax(sent_bm25[rows])
         scale = 1.0
+        if cfg.phrase_weight:  # lift chunks holding a sentence that matches one descriptive phrase well
+            fused = fused + cfg.phrase_weight * _phrase_match(lex, query_plan.phrases or (question,), rows, allowed)
+            scale += cfg.phrase_weight
         if query_plan.days and cfg.date_boost:
             fused = fused + cfg.date_boost * np.isin(lex.days[rows], list(query_plan.days))
             scale += cfg.date_boost
@@ -245,6 +249,22 @@ def _interleave(rows: np.ndarray, fused: np.ndarray, masks: list[np.ndarray], bo
             out.append(i)
             seen.add(i)
     return out
+
+
+def _phrase_match(lex: LexicalIndex, phrases: tuple[str, ...], rows: np.ndarray,
+                  allowed: np.ndarray | None) -> np.ndarray:
+    """For each candidate row, how well its best sentence matches the question's best-served phrase: the
+    sentence BM25 of each phrase scaled by that phrase's best candidate, the maximum over phrases, squared
+    so that only close matches lift a chunk much."""
+    best = np.zeros(len(rows), dtype=np.float32)
+    for phrase in phrases:
+        s = lex.sentence_scores(phrase)[rows]
+        if allowed is not None:
+            s = np.where(allowed[rows], s, 0.0)
+        top = float(s.max()) if len(s) else 0.0
+        if top > 0:
+            np.maximum(best, s / top, out=best)
+    return best * best
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,51 @@
+"""Query understanding: the descriptive phrases of a long question, and how they lift matching chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from index.lexical import LexicalIndex
+from index.query import clauses, phrases
+from index.retrieve import _phrase_match
+
+LONG = ("Which company, cited in articles from both The Verge and TechCrunch, is involved in legal disputes for "
+        "making exclusive deals with major tech companies, defending against accusations in an antitrust battle "
+        "with a game maker, and facing a class action lawsuit for its impact on news publishers' revenues?")
+
+
+def test_phrases_cut_finer_than_clauses() -> None:
+    found = phrases(LONG)
+    assert "defending against accusations in an antitrust battle with a game maker" in found
+    assert any(p.startswith("facing a class action lawsuit") for p in found)
+    assert len(found) > len(clauses(LONG))
+    assert all(len(p.split()) >= 3 for p in found)
+
+
+def test_a_simple_question_has_no_phrases() -> None:
+    assert phrases("why did the summits fail?") == ()
+    assert phrases("") == ()
+
+
+def _index(chunks: list[list[str]]) -> LexicalIndex:
+    ids = [f"a{i}:0" for i in range(len(chunks))]
+    sentences = [(row, s) for row, sents in enumerate(chunks) for s in sents]
+    texts = [" ".join(s) for s in chunks]
+    columns = {"article_id": [f"a{i}" for i in range(len(chunks))], "source": [""] * len(chunks),
+               "title": [""] * len(chunks), "published_ts": [0] * len(chunks), "day": [""] * len(chunks)}
+    return LexicalIndex.build(ids, texts, "v1", columns, np.eye(len(chunks), 4, dtype=np.float32),
+                              sentences=sentences, records=[(t, {}) for t in texts], embedding_model="test")
+
+
+def test_phrase_match_prefers_one_sentence_that_matches_a_phrase_closely() -> None:
+    lex = _index([
+        ["The regulator fined the carmaker over emissions.", "Shares fell sharply on Monday."],
+        ["An antitrust battle with a game maker went to trial.", "The jury sided with the game maker."],
+        ["The game studio shipped a sequel.", "An unrelated battle over taxes continued."],
+    ])
+    rows = np.arange(3)
+    score = _phrase_match(lex, ("an antitrust battle with a game maker", "fined over emissions"), rows, None)
+    assert score[1] == 1.0  # the best candidate for a phrase scores 1 (squared stays 1)
+    assert score[0] == 1.0  # the other phrase's best candidate is lifted as well
+    assert 0.0 < score[2] < 0.5  # scattered, partial matches are lifted far less
+    blocked = _phrase_match(lex, ("an antitrust battle with a game maker",), rows, np.array([True, False, True]))
+    assert blocked[1] == 0.0 and blocked[2] == 1.0  # filtered-out rows neither score nor set the scale
