@@ -34,6 +34,7 @@ EXPORT_VERSION = "1"  # bump when the exported graph changes
 QUANT_VERSION = "1"  # bump when the int8 recipe changes
 PRECISIONS = ("int8", "fp32")
 CLS, SEP = 101, 102
+CALL_OVERHEAD_TOKENS = 16  # a model call's fixed cost in padded tokens (~2.5 ms against ~0.23 ms a token, int8)
 
 
 def model_name(precision: str = "fp32") -> str:
@@ -220,19 +221,37 @@ class MiniLM:
         if not batch:
             return out
         order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while end < len(order) and (len(batch[order[end]]) + 2) * (end - start + 1) <= self._batch_tokens:
-                end += 1
-            group = [order[i] for i in range(start, end)]
-            width = len(batch[group[-1]]) + 2
-            ids = np.zeros((len(group), width), dtype=np.int64)
+        widths = [min(len(batch[i]), MODEL_WINDOW - 2) + 2 for i in order]
+        for start, end in length_groups(widths, self._batch_tokens):
+            group = order[start:end]
+            ids = np.zeros((len(group), widths[end - 1]), dtype=np.int64)
             mask = np.zeros_like(ids)
             for row, i in enumerate(group):
                 seq = list(batch[i])[: MODEL_WINDOW - 2]
                 ids[row, : len(seq) + 2] = [CLS, *seq, SEP]
                 mask[row, : len(seq) + 2] = 1
             out[group] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            start = end
         return out
+
+
+# Filling every call up to the token budget padded short rows to the longest in the call: 16-19% of the tokens
+# computed on BBC's short chunks were padding. Padding is masked, so grouping moves fp32 vectors only by rounding;
+# int8 quantises activations per call, so there any change of grouping moves vectors slightly (cosine ~0.99).
+def length_groups(widths: Sequence[int], budget: int, overhead: int = CALL_OVERHEAD_TOKENS) -> list[tuple[int, int]]:
+    """Runs ``(start, end)`` of ascending row widths, each within ``budget`` padded tokens (a lone row may exceed
+    it), that minimise the padded tokens computed plus ``overhead`` per run."""
+    n = len(widths)
+    cost = [0] + [-1] * n  # cost[k]: the cheapest way to run the first k rows
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        width = widths[end - 1]
+        for start in range(max(0, end - max(1, budget // width)), end):
+            c = cost[start] + (end - start) * width + overhead
+            if cost[end] < 0 or c < cost[end]:
+                cost[end], cut[end] = c, start
+    runs: list[tuple[int, int]] = []
+    end = n
+    while end:
+        runs.append((cut[end], end))
+        end = cut[end]
+    return runs[::-1]

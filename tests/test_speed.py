@@ -101,6 +101,39 @@ def test_int8_recipe_change_rebuilds_the_cached_file(tmp_path: Path, model_cache
     assert not list(cache.glob("*.tmp"))
 
 
+# -- batch shapes ------------------------------------------------------------------------------------------
+def test_length_groups_are_the_cheapest_cuts_within_the_budget() -> None:
+    import itertools
+    import random
+
+    from index.embed import length_groups
+
+    def fits(runs: list[tuple[int, int]], widths: list[int], budget: int) -> bool:
+        return all((end - start) * widths[end - 1] <= budget or end - start == 1 for start, end in runs)
+
+    def cost(runs: list[tuple[int, int]], widths: list[int], overhead: int) -> int:
+        return sum((end - start) * widths[end - 1] + overhead for start, end in runs)
+
+    rng = random.Random(0)
+    for _ in range(300):
+        widths = sorted(rng.randint(3, 256) for _ in range(rng.randint(1, 9)))
+        budget, overhead = rng.choice([8, 300, 1000, 8192]), rng.choice([0, 16, 64])
+        runs = length_groups(widths, budget, overhead)
+        assert [s for s, _ in runs] == [0, *(e for _, e in runs[:-1])] and runs[-1][1] == len(widths)
+        assert fits(runs, widths, budget)
+        every = [list(itertools.pairwise((0, *inner, len(widths))))
+                 for k in range(len(widths)) for inner in itertools.combinations(range(1, len(widths)), k)]
+        assert cost(runs, widths, overhead) == min(cost(r, widths, overhead) for r in every if fits(r, widths, budget))
+    assert length_groups([], 8192) == []
+
+
+def test_batching_by_length_leaves_fp32_vectors_as_if_each_ran_alone(real_embedder: Any) -> None:
+    seqs = [real_embedder.tokenize(" ".join(TEXTS[: 1 + i % 4]) * (1 + i % 3))[0][:254] for i in range(12)]
+    together = real_embedder.embed_ids(seqs)
+    alone = np.concatenate([real_embedder.embed_ids([s]) for s in seqs])
+    assert (together * alone).sum(1).min() > 0.99999
+
+
 # -- overlapped writes -------------------------------------------------------------------------------------
 def test_overlapped_writes_store_exactly_what_sync_writes_store(tmp_path: Path, hash_embedder: Any) -> None:
     from bot.app import App
