@@ -176,9 +176,10 @@ class Retriever:
         dense = lex.dense(vector)
         allowed = filters.mask(lex)
         chunk_bm25 = lex.scores(question)
+        sentence_scores = _memo(lex.sentence_scores)  # clauses, phrases and the question often coincide
         # each part of a multi-part question pulls its own best-matching sentence
         parts = (query_plan.clauses if cfg.split_clauses else ()) or (question,)
-        sent_bm25 = np.max(np.stack([_unit(lex.sentence_scores(c)) for c in parts]), 0)
+        sent_bm25 = np.max(np.stack([_unit(sentence_scores(c)) for c in parts]), 0)
         if allowed is not None:
             chunk_bm25 = np.where(allowed, chunk_bm25, 0.0)
             sent_bm25 = np.where(allowed, sent_bm25, 0.0)
@@ -199,7 +200,8 @@ class Retriever:
         fused = (1 - cfg.sentence_weight) * chunk_level + cfg.sentence_weight * _minmax(sent_bm25[rows])
         scale = 1.0
         if cfg.phrase_weight:  # lift chunks holding a sentence that matches one descriptive phrase well
-            fused = fused + cfg.phrase_weight * _phrase_match(lex, query_plan.phrases or (question,), rows, allowed)
+            phrases = query_plan.phrases or (question,)
+            fused = fused + cfg.phrase_weight * _phrase_match(sentence_scores, phrases, rows, allowed)
             scale += cfg.phrase_weight
         if query_plan.days and cfg.date_boost:
             fused = fused + cfg.date_boost * np.isin(lex.days[rows], list(query_plan.days))
@@ -251,20 +253,32 @@ def _interleave(rows: np.ndarray, fused: np.ndarray, masks: list[np.ndarray], bo
     return out
 
 
-def _phrase_match(lex: LexicalIndex, phrases: tuple[str, ...], rows: np.ndarray,
+def _phrase_match(sentence_scores: Callable[[str], np.ndarray], phrases: tuple[str, ...], rows: np.ndarray,
                   allowed: np.ndarray | None) -> np.ndarray:
     """For each candidate row, how well its best sentence matches the question's best-served phrase: the
     sentence BM25 of each phrase scaled by that phrase's best candidate, the maximum over phrases, squared
     so that only close matches lift a chunk much."""
     best = np.zeros(len(rows), dtype=np.float32)
     for phrase in phrases:
-        s = lex.sentence_scores(phrase)[rows]
+        s = sentence_scores(phrase)[rows]
         if allowed is not None:
             s = np.where(allowed[rows], s, 0.0)
         top = float(s.max()) if len(s) else 0.0
         if top > 0:
             np.maximum(best, s / top, out=best)
     return best * best
+
+
+def _memo(fn: Callable[[str], np.ndarray]) -> Callable[[str], np.ndarray]:
+    """``fn`` computed once per distinct text (for one search)."""
+    seen: dict[str, np.ndarray] = {}
+
+    def once(text: str) -> np.ndarray:
+        if text not in seen:
+            seen[text] = fn(text)
+        return seen[text]
+
+    return once
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -43,9 +43,10 @@ def test_phrase_match_prefers_one_sentence_that_matches_a_phrase_closely() -> No
         ["The game studio shipped a sequel.", "An unrelated battle over taxes continued."],
     ])
     rows = np.arange(3)
-    score = _phrase_match(lex, ("an antitrust battle with a game maker", "fined over emissions"), rows, None)
+    phrases = ("an antitrust battle with a game maker", "fined over emissions")
+    score = _phrase_match(lex.sentence_scores, phrases, rows, None)
     assert score[1] == 1.0  # the best candidate for a phrase scores 1 (squared stays 1)
     assert score[0] == 1.0  # the other phrase's best candidate is lifted as well
     assert 0.0 < score[2] < 0.5  # scattered, partial matches are lifted far less
-    blocked = _phrase_match(lex, ("an antitrust battle with a game maker",), rows, np.array([True, False, True]))
+    blocked = _phrase_match(lex.sentence_scores, phrases[:1], rows, np.array([True, False, True]))
     assert blocked[1] == 0.0 and blocked[2] == 1.0  # filtered-out rows neither score nor set the scale
