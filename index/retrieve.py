@@ -83,9 +83,9 @@ class Retriever:
     version token, read from the version marker file in embedded mode (``version_file``) so that a current
     snapshot is used without opening Chroma, and from the store itself in server mode."""
 
-    def __init__(self, store: Callable[[], ChromaStore] | ChromaStore, embedder: Embedder, data_dir: Path,
+    def __init__(self, open_store: Callable[[], ChromaStore], embedder: Embedder, data_dir: Path,
                  config: RetrievalConfig = RetrievalConfig(), *, version_file: Path | None = None) -> None:
-        self._open_store = store if callable(store) else lambda: store
+        self._open_store = open_store
         self._store: ChromaStore | None = None
         self.embedder = embedder
         self.data_dir = data_dir
