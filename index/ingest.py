@@ -297,7 +297,7 @@ def rebuild_lexical(store: ChromaStore, data_dir: Path) -> LexicalIndex:
     vectors: list[np.ndarray] = []
     sentences: list[tuple[int, str]] = []
     records: list[tuple[str, dict[str, Any]]] = []
-    columns: dict[str, list] = {"article_id": [], "source": [], "title": [], "published_ts": [], "day": []}
+    columns: dict[str, list] = {"article_id": [], "source": [], "published_ts": [], "day": []}
     for rec in store.iter_chunks(vectors=True):
         aid = str(rec.meta.get("article_id", ""))
         if aid not in complete or rec.vector is None:
@@ -311,7 +311,6 @@ def rebuild_lexical(store: ChromaStore, data_dir: Path) -> LexicalIndex:
         sentences.extend((row, s) for s in split_sentences(rec.text))
         columns["article_id"].append(aid)
         columns["source"].append(str(rec.meta.get("source", "")))
-        columns["title"].append(title)
         columns["published_ts"].append(int(rec.meta.get("published_ts", 0)))
         columns["day"].append(str(rec.meta.get("published_at", ""))[:10])
     matrix = np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)

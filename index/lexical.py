@@ -139,7 +139,6 @@ class LexicalIndex:
         self._records = records  # per row, JSON [text, metadata, sentences]; decoded only for rows shown
         self.article_ids: list[str] = columns.get("article_id", [""] * len(ids))
         self.sources: list[str] = columns.get("source", [""] * len(ids))
-        self.titles: list[str] = columns.get("title", [""] * len(ids))
         self.timestamps = np.asarray(columns.get("published_ts", [0] * len(ids)), dtype=np.int64)
         self.days = np.asarray(columns.get("day", [""] * len(ids)))
         self.source_array = np.asarray(self.sources)
@@ -219,7 +218,7 @@ class LexicalIndex:
             (tmp / "records.jsonl").write_bytes(b"\n".join(self._records))
             (tmp / "ids.json").write_text(json.dumps(self.ids))
             (tmp / "columns.json").write_text(json.dumps({
-                "article_id": self.article_ids, "source": self.sources, "title": self.titles,
+                "article_id": self.article_ids, "source": self.sources,
                 "published_ts": self.timestamps.tolist(), "day": self.days.tolist()}))
             (tmp / "version.json").write_text(json.dumps({"version": self.version, "rows": len(self.ids),
                                                           "format": FORMAT, "embedding_model": self.embedding_model}))

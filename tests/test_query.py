@@ -31,7 +31,7 @@ def _index(chunks: list[list[str]]) -> LexicalIndex:
     sentences = [(row, s) for row, sents in enumerate(chunks) for s in sents]
     texts = [" ".join(s) for s in chunks]
     columns = {"article_id": [f"a{i}" for i in range(len(chunks))], "source": [""] * len(chunks),
-               "title": [""] * len(chunks), "published_ts": [0] * len(chunks), "day": [""] * len(chunks)}
+               "published_ts": [0] * len(chunks), "day": [""] * len(chunks)}
     return LexicalIndex.build(ids, texts, "v1", columns, np.eye(len(chunks), 4, dtype=np.float32),
                               sentences=sentences, records=[(t, {}) for t in texts], embedding_model="test")
 
