@@ -1,6 +1,7 @@
 """`make bench`: ingest throughput, cold start, warm latency, scale curve and memory, side by side, in one run.
 
     .venv/bin/python bench/run.py --shared ../shared/data [--scales 1,4,16] [--quick] [--work DIR] [--keep]
+        [--only SECTIONS] [--mh-index DIR] [--baseline-articles N] [--ingest-reps N]
 
 Every measurement that needs a fresh process (ingest, cold start, peak RSS, queries) runs in a child
 process of this script (``--child ...``); its peak RSS comes from ``wait4``. Newsbot ingests each whole
