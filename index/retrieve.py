@@ -76,6 +76,8 @@ class RetrievalConfig:
     outlet_aware: bool = True
     split_clauses: bool = True  # score sentences against each part of a multi-part question
     refresh_seconds: float = 2.0
+    # a process already answering waits this long for a snapshot rebuild, then answers from the one it has
+    rebuild_wait_seconds: float = 2.0
 
 
 class Retriever:
@@ -95,6 +97,8 @@ class Retriever:
         self._matcher = OutletMatcher([])
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None  # a snapshot rebuild running beside the searches
+        self._built: LexicalIndex | None = None  # what the last finished background rebuild produced
 
     @property
     def store(self) -> ChromaStore:
@@ -113,16 +117,21 @@ class Retriever:
             self._checked = now
             if self._lex is not None and self._lex.version == version:
                 return self._lex
-            snap = LexicalIndex.load(self.data_dir)
+            on_disk = LexicalIndex.tag(self.data_dir)  # read before loading: a large snapshot takes seconds
+            if (on_disk is None or on_disk.version != version) and self.version_file is not None:
+                version = self.store.sync_marker()  # the marker may be missing or stale: Chroma has the truth
+                if self._lex is not None and self._lex.version == version:
+                    return self._lex
+            snap = LexicalIndex.load(self.data_dir) if on_disk is not None and on_disk.version == version else None
             if snap is None or snap.version != version:
-                if self.version_file is not None:  # the marker may be missing or stale: Chroma has the truth
-                    version = self.store.sync_marker()
-                if snap is None or snap.version != version:
+                if self._worker is None or not self._worker.is_alive():
                     log.info("search snapshot is out of step with the store; rebuilding")
-                    snap = self._rebuild()
-                    if snap is None:  # another process is writing; serve the last good snapshot meanwhile
-                        assert self._lex is not None
-                        return self._lex
+                # with nothing to answer from, wait for the rebuild; otherwise answer from the snapshot in
+                # hand while a large index rebuilds (minutes at scale) instead of stalling every search
+                snap = self._rebuild() if self._lex is None else self._rebuild_beside(version)
+                if snap is None:  # still rebuilding, or another process is writing: serve the last good one
+                    assert self._lex is not None
+                    return self._lex
             self._lex = snap
             self._matcher = OutletMatcher(snap.known_sources)
             return self._lex
@@ -138,6 +147,33 @@ class Retriever:
             return self.store.version()
         found = read_version_marker(self.version_file)
         return found.version if found is not None else None
+
+    def _rebuild_beside(self, version: str | None) -> LexicalIndex | None:
+        """Rebuild on a background thread, waiting at most ``rebuild_wait_seconds`` (small indexes are ready by
+        then): the rebuilt snapshot when it is of ``version``, else None while the rebuild still runs. A
+        finished rebuild of another version is dropped (versions are not ordered) and one more started."""
+        deadline = time.monotonic() + self.config.rebuild_wait_seconds
+        for _ in range(2):  # the rebuild already running may be of an older version: then one more
+            if self._worker is None or not self._worker.is_alive():
+                built, self._built = self._built, None
+                if built is not None and built.version == version:
+                    return built
+                self._worker = threading.Thread(target=self._build_in_background, name="newsbot-snapshot-rebuild",
+                                                daemon=True)
+                self._worker.start()
+            self._worker.join(max(0.0, deadline - time.monotonic()))
+            if self._worker.is_alive():
+                return None
+        built, self._built = self._built, None
+        return built if built is not None and built.version == version else None
+
+    def _build_in_background(self) -> None:
+        try:
+            self._built = self._rebuild()
+        except Exception as err:  # the searches go on with the snapshot they have; the next check retries
+            log.warning("could not refresh the search index (%s); still answering from the previous one",
+                        first_line(err))
+            log.debug("background snapshot rebuild failed", exc_info=True)
 
     def _rebuild(self) -> LexicalIndex | None:
         """Rebuild the snapshot; a read that collides with another process's write is retried once, then

@@ -100,6 +100,44 @@ def test_own_writes_are_seen_at_once(tmp_path: Path) -> None:
     assert all(p.article_id != articles[5].id for p in app.retriever.search(question, k=10))
 
 
+def test_a_running_reader_answers_from_its_snapshot_while_a_slow_rebuild_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At scale a rebuild takes minutes: a process that is already answering must not stall for it."""
+    import threading
+    from dataclasses import replace
+
+    import index.ingest
+    import index.retrieve
+
+    data = tmp_path / "data"
+    writer = _app(data)
+    articles = _articles(writer)
+    writer.ingest(articles[:5])
+    reader = _app(data)
+    reader.retriever.config = replace(reader.retriever.config, rebuild_wait_seconds=0.05)
+    before = reader.retriever.lexical().version
+    release = threading.Event()
+    real = index.retrieve.rebuild_lexical
+
+    def slow(store: Any, d: Path) -> Any:
+        assert release.wait(20), "the test never released the rebuild"
+        return real(store, d)
+
+    monkeypatch.setattr(index.retrieve, "rebuild_lexical", slow)
+    monkeypatch.setattr(index.ingest, "rebuild_lexical", lambda store, d: None)  # the writer never saves one
+    writer.ingest([articles[5]])
+    question = "museum textile loom"
+    for _ in range(3):  # each search finds the snapshot stale, none waits for the rebuild
+        assert all(p.article_id != articles[5].id for p in reader.retriever.search(question, k=10))
+        assert reader.retriever.lexical().version == before
+    release.set()
+    worker = reader.retriever._worker
+    assert worker is not None
+    worker.join(60)
+    assert reader.retriever.search(question, k=1)[0].article_id == articles[5].id
+    assert reader.retriever.lexical().version == writer.store.version() != before
+
+
 def test_marker_moved_without_a_new_snapshot_rebuilds_from_chroma(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     """A writer killed between bumping the version and saving the snapshot: readers rebuild it themselves."""
