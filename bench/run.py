@@ -224,7 +224,31 @@ def child_queries(data_dir: str, questions_file: str, limit: int) -> dict[str, A
         app.ask(q)
         full.append((time.perf_counter() - t) * 1000)
     return {"n": len(questions), "retrieve_p50_ms": pct(retrieve, 50), "retrieve_p95_ms": pct(retrieve, 95),
-            "ask_p50_ms": pct(full, 50), "ask_p95_ms": pct(full, 95)}
+            "ask_p50_ms": pct(full, 50), "ask_p95_ms": pct(full, 95), "phases_p50_ms": search_phases(app, questions)}
+
+
+def search_phases(app: Any, questions: list[str]) -> dict[str, float]:
+    """Median time of each stage a search runs, each timed alone on the same questions (what dominates)."""
+    from index.query import clauses, phrases
+
+    lex = app.retriever.lexical()
+    vector = app.embedder.embed(["warm up"])[0]
+    stages: dict[str, Any] = {
+        "embed question": lambda q: app.embedder.embed([q]),
+        "dense scan": lambda q: lex.dense(vector),
+        "chunk BM25": lambda q: lex.scores(q),
+        "sentence BM25, per question part": lambda q: [lex.sentence_scores(p)
+                                                       for p in {q, *clauses(q), *phrases(q)}],
+    }
+    out = {}
+    for name, fn in stages.items():
+        ms = []
+        for q in questions:
+            t = time.perf_counter()
+            fn(q)
+            ms.append((time.perf_counter() - t) * 1000)
+        out[name] = pct(ms, 50)
+    return out
 
 
 def child_levers(corpus: str, n_chunks: int) -> dict[str, Any]:
@@ -558,7 +582,7 @@ def main() -> None:
                        "index_mb": dir_mb(d), "query_p50_ms": q["retrieve_p50_ms"],
                        "query_p95_ms": q["retrieve_p95_ms"],
                        "ask_p50_ms": q["ask_p50_ms"], "ask_p95_ms": q["ask_p95_ms"], "ingest_peak_rss_mb": ing_rss,
-                       "query_peak_rss_mb": q["peak_rss_mb"]}
+                       "query_peak_rss_mb": q["peak_rss_mb"], "phases_p50_ms": q["phases_p50_ms"]}
                 curve.append(row)
                 say(f"  {factor:>3}x: {row['articles']:>6} articles {row['chunks']:>7} chunks, "
                     f"ingest {row['ingest_s']:>7.1f} s, "
@@ -566,6 +590,7 @@ def main() -> None:
                     f"retrieve p50/p95 {row['query_p50_ms']}/{row['query_p95_ms']} ms, "
                     f"ask p50/p95 {row['ask_p50_ms']}/{row['ask_p95_ms']} ms, peak RSS ingest {ing_rss:.0f} MB, "
                     f"query {row['query_peak_rss_mb']:.0f} MB")
+                say("       retrieve stages, p50 ms: " + ", ".join(f"{k} {v}" for k, v in row["phases_p50_ms"].items()))
             figures["scale"] = curve
 
         # 6. ingest levers end to end: fp32 on the same MultiHop input, and writes not overlapped
