@@ -102,6 +102,7 @@ class FakeChatServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-ndjson" if ollama else "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")  # else a client may reuse it just as we close it
                 self.end_headers()
                 for i, piece in enumerate(reply.chunks()):
                     if reply.die_after is not None and i >= reply.die_after:
@@ -124,6 +125,7 @@ class FakeChatServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(data)
                 self.close_connection = True
