@@ -86,7 +86,7 @@ def _fingerprint(model_dir: Path) -> str:
 def onnx_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
     """The cached ONNX export for this model build, exporting it first when missing or stale."""
     model_dir = model_dir or bundled_model_dir()
-    path = cache_dir / f"minilm-l6-v2-{_fingerprint(model_dir)}.onnx"
+    path = cache_dir / _graph_name(_fingerprint(model_dir), "fp32")
     if not path.exists():
         export_onnx(model_dir, path)
         _prune(cache_dir, _fingerprint(model_dir))
@@ -96,16 +96,22 @@ def onnx_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
 def int8_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
     """The cached int8 copy of the ONNX export, quantising it first when missing or stale."""
     model_dir = model_dir or bundled_model_dir()
-    path = cache_dir / f"minilm-l6-v2-{_fingerprint(model_dir)}-int8q{QUANT_VERSION}.onnx"
+    path = cache_dir / _graph_name(_fingerprint(model_dir), "int8")
     if not path.exists():
         quantize_int8(onnx_path(cache_dir, model_dir), path)
         _prune(cache_dir, _fingerprint(model_dir))
     return path
 
 
+def _graph_name(fingerprint: str, precision: str) -> str:
+    """The cache file name of the graph for this model build (and int8 recipe)."""
+    return f"minilm-l6-v2-{fingerprint}-int8q{QUANT_VERSION}.onnx" if precision == "int8" \
+        else f"minilm-l6-v2-{fingerprint}.onnx"
+
+
 def _prune(cache_dir: Path, fingerprint: str) -> None:
     """Delete cached graphs of other model builds or recipes (a process still using one keeps its mapping)."""
-    keep = {f"minilm-l6-v2-{fingerprint}.onnx", f"minilm-l6-v2-{fingerprint}-int8q{QUANT_VERSION}.onnx"}
+    keep = {_graph_name(fingerprint, p) for p in PRECISIONS}
     for stale in cache_dir.glob("minilm-l6-v2-*.onnx"):
         if stale.name not in keep:
             log.info("removing a stale cached model graph: %s", stale.name)
