@@ -229,16 +229,17 @@ def child_queries(data_dir: str, questions_file: str, limit: int) -> dict[str, A
 
 def search_phases(app: Any, questions: list[str]) -> dict[str, float]:
     """Median time of each stage a search runs, each timed alone on the same questions (what dominates)."""
-    from index.query import clauses, phrases
-
     lex = app.retriever.lexical()
     vector = app.embedder.embed(["warm up"])[0]
+
+    parts = {q: {q, *plan.clauses, *plan.phrases} for q in questions  # what a search scores sentences against
+             for plan in [app.retriever.plan(q)]}
+
     stages: dict[str, Any] = {
         "embed question": lambda q: app.embedder.embed([q]),
         "dense scan": lambda q: lex.dense(vector),
         "chunk BM25": lambda q: lex.scores(q),
-        "sentence BM25, per question part": lambda q: [lex.sentence_scores(p)
-                                                       for p in {q, *clauses(q), *phrases(q)}],
+        "sentence BM25, per question part": lambda q: [lex.sentence_scores(p) for p in parts[q]],
     }
     out = {}
     for name, fn in stages.items():
