@@ -15,6 +15,12 @@ from index.types import Article, Chunk
 
 Tokenize = Callable[[str], tuple[list[int], list[tuple[int, int]]]]
 _PARAGRAPH = re.compile(r"[^\n]+")
+# blingfire ends a sentence where a reader would not; _mend joins the piece back to the sentence before it:
+_CLOSED_QUOTE = re.compile(r"[.?!…][\"'”’]+$")  # '"Who is it?"' ...
+_CONTINUES = re.compile(r"[a-z]")  # ... 'asked Roos.': a lowercase start continues the quotation's sentence
+_ONLY_QUOTES = re.compile(r"[\"'”’]+$")  # a closing quote left on its own
+_TITLE_ABBREVIATION = re.compile(r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|Gov|Sen|Rep|Gen|Lt|Sgt|Capt|Col|vs)\.$")
+_NUMBER_ABBREVIATION = re.compile(r"(?:^|\s)No\.$")  # "No. || 1 seed"; "St." is left alone: "Main St. The…"
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,26 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         if not piece.strip():
             continue
         base = para.start()
-        for a, b in _locate(piece, blingfire):
+        for a, b in _mend(piece, _locate(piece, blingfire)):
             if piece[a:b].strip():
                 spans.append((base + a, base + b))
     return spans
+
+
+def _mend(piece: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join a span to the one before it where blingfire split inside a sentence: after a quotation followed by
+    its lowercase attribution, before a lone closing quote, and after a title such as "Mr." or "vs."."""
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if out:
+            before, text = piece[out[-1][0]:out[-1][1]].rstrip(), piece[a:b].strip()
+            if ((_CLOSED_QUOTE.search(before) and _CONTINUES.match(text)) or _ONLY_QUOTES.match(text)
+                    or (_TITLE_ABBREVIATION.search(before) and text[:1].isalnum())
+                    or (_NUMBER_ABBREVIATION.search(before) and text[:1].isdigit())):
+                out[-1] = (out[-1][0], b)
+                continue
+        out.append((a, b))
+    return out
 
 
 def _locate(piece: str, blingfire) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]

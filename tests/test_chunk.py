@@ -15,6 +15,14 @@ def test_sentences_split_on_punctuation_and_lines() -> None:
                                      "Next line."]
 
 
+def test_a_quotation_keeps_its_attribution_and_a_title_keeps_its_name() -> None:
+    text = ('"Who did you see?" asked the officer. Then he left.\nShe thanked Dr. Jones and Mr. Smith. '
+            'It was Leeds vs. Everyone. He is the No. 1 seed.\nShe left at 5 p.m. The car was gone.')
+    assert split_sentences(text) == ['"Who did you see?" asked the officer.', "Then he left.",
+                                     "She thanked Dr. Jones and Mr. Smith.", "It was Leeds vs. Everyone.",
+                                     "He is the No. 1 seed.", "She left at 5 p.m.", "The car was gone."]
+
+
 def test_chunks_fit_budget_and_offsets_are_exact(real_embedder) -> None:  # type: ignore[no-untyped-def]
     body = " ".join(f"Sentence number {i} talks about the harbour, the ferry and the storm." for i in range(200))
     article = Article(id="a", title="T", body=body)
