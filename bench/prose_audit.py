@@ -76,7 +76,7 @@ def _report_facts(corpus: list[dict], queries: list[dict], limit: int) -> None:
         for e in q["evidence_list"]:
             facts[(e["url"], e["fact"])] = e
     located = lost = touched = 0
-    lost_rows, unaligned_rows = [], []
+    lost_rows, unaligned_rows, touched_rows = [], [], []
     for (url, fact), e in facts.items():
         article = by_url.get(url) or by_title.get(e.get("title"))
         if article is None:
@@ -98,6 +98,8 @@ def _report_facts(corpus: list[dict], queries: list[dict], limit: int) -> None:
             if region is not None:
                 covered += max(0, min(end, region[1]) - max(at, region[0]))
         touched += any_unquotable
+        if any_unquotable:
+            touched_rows.append((covered / len(fact), [sentence_kind(body[a:b].strip()) for a, b in spans], fact))
         if covered < LOST_COVERAGE * len(fact):
             lost += 1
             kinds = [sentence_kind(body[a:b].strip()) for a, b in spans]
@@ -109,6 +111,8 @@ def _report_facts(corpus: list[dict], queries: list[dict], limit: int) -> None:
     print(f"  facts not starting at a sentence start (fact is a sentence tail): {len(unaligned_rows)}")
     for kinds, fact in lost_rows:
         print("   LOST", kinds, repr(fact[:220]))
+    for share, kinds, fact in touched_rows:
+        print(f"   TOUCHED {share:4.0%} quotable", kinds, repr(fact[:160]))
     for fact, sentence in unaligned_rows[:limit]:
         print("   TAIL", repr(fact[:120]), "<- in", repr(sentence[:200]))
 
