@@ -35,7 +35,7 @@ TABLE_DIGIT_SHARE_UNPUNCTUATED = 0.3  # ...a lower share suffices when it has no
 TABLE_MIN_NUMBERS = 3  # a row has at least this many numeric cells
 TABLE_MIN_SEPARATORS = 2  # "a | b | c": two cell separators make a row
 BYLINE_MAX_WORDS = 12  # "By Jane Doe and John Roe, Staff Reporters" is short
-MAX_EMOJI = 1  # news prose has no emoji; an embed caption usually has several
+MAX_EMOJI = 0  # news prose has no emoji; a post pasted into the page does
 
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 _TOKEN = re.compile(r"\S+")
@@ -91,6 +91,13 @@ _PROMO_ANYWHERE = [
     re.compile(r"\bgamble responsibly\b|\b1-800-GAMBLER\b|\b18\+\s*(?:only|\|)|\bT&Cs? apply\b", re.I),
     re.compile(r"\b(?:we|our) (?:use|uses) cookies\b|\bour (?:privacy policy|terms of (?:use|service))\b", re.I),
     re.compile(r"\bsupported browser\b|\benable javascript\b", re.I),
+    re.compile(r"\bfollow us\b|\bnewsletter promotion\b|\bterms of service apply\b", re.I),
+    re.compile(r"\b(?:register|log in|sign in) or subscribe\b|\bsubscribe to (?:save|read|continue|access|unlock)\b",
+               re.I),
+    # a raw link, or a web address the reader is told to visit, sends the reader elsewhere; a site named
+    # as the subject of a sentence ("the fake site is www.x.org") stays prose
+    re.compile(r"https?://|\b(?:visit|go to|head to|head over to|see|log on to)\s+www\.", re.I),
+    re.compile(r"\b[\w.+-]+@[\w-]+\.[a-z]{2,}\b"),  # so does an email address
 ]
 
 # --- captions and credits.
@@ -127,6 +134,8 @@ _LEADING_FURNITURE = re.compile(
 # "Credit: Jane Doe “We won,” she said.": a short credit whose end is marked by an opening quote
 _LEADING_CREDIT = re.compile(r"^(?:Credit|Photo(?:graph)?|Image|Picture|Source)s?\s*:\s*"
                              r"(?:[A-Z][\w.'’&/-]*\s+){1,4}(?=[“\"‘])")
+# a full stop after a word (not an initial such as "T.J."), or ! or ;, followed by more text
+_SENTENCE_INSIDE = re.compile(r"(?:[a-z]{2}\.|[!;])[\"”’]?\s")
 _COLON_HEADING = re.compile(r"^(?P<head>[^:]{2,160}?)\s*:\s+(?P<rest>[A-Z].*)$", re.S)
 
 
@@ -253,7 +262,7 @@ def split_heading(sentence: str) -> tuple[str, str] | None:
         return None
     head, rest = m.group("head").strip(), m.group("rest")
     words = _words(head)
-    if not words or len(words) > MAX_HEADING_WORDS or re.search(r"[.!;][\s\"”’]", head + " "):
+    if not words or len(words) > MAX_HEADING_WORDS or _SENTENCE_INSIDE.search(head):
         return None  # the part before the colon is itself a sentence
     if _is_caption(head + ": " + rest[:40]) or _is_byline(head, words):
         return None  # "Credit: AP Smith Jones went…": where the credit ends is unknowable

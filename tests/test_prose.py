@@ -31,6 +31,7 @@ NOT_PROSE = [
     ("What a finish! https://t.co/xYz987 — Jo Bloggs (@jobloggs) May 1, 2024", SOCIAL),
     ("— Sam Writer (@samwriter) June 9, 2024", SOCIAL),
     ("pic.twitter.com/Qw3Er5Ty7U", SOCIAL),
+    ("What a save from the keeper 😱", SOCIAL),
     ("Matchday vibes 🔥🔥 #UpTheTown #MatchDay", SOCIAL),
     # adverts and calls to action
     ("Watch all the action from the Harbour Cup 2025 on the home of sailing, Sea Sport.", PROMO),
@@ -44,6 +45,10 @@ NOT_PROSE = [
     ("Related:", PROMO),
     ("Follow us on your favourite app for live updates.", PROMO),
     ("We may earn a commission when you buy through links on our site.", PROMO),
+    ("Deals on the go / Join 10,000 readers and keep up with @exampledeals Follow us!", PROMO),
+    ("Send your tips to tips@example.com.", PROMO),
+    ("Smith, A. (2020), Ocean heat, J. Clim., 23, https://doi.org/10.0000/example.", PROMO),
+    ("To donate to the appeal, visit www.example.org.", PROMO),
     # captions and credits
     ("Photo: Jane Example/Wire Agency", CAPTION),
     ("The mayor speaks to reporters outside the town hall (Photo by Jane Example)", CAPTION),
@@ -86,6 +91,8 @@ PROSE_SENTENCES = [
     "In a statement, the company said: “We are reviewing the decision.”",
     "The minister told parliament: The budget will be balanced by 2026.",
     '"I have 50, 60, 70,000 listeners," he said.',
+    "The fake site's address, www.example-appeal.org, is close to the real one.",
+    '"Who did you see?" asked the officer.',
 ]
 
 
@@ -115,6 +122,8 @@ def test_prose_including_numbers_and_reported_speech_is_quotable(text: str) -> N
         ("Advertisement The council approved the plan on Monday.", "Advertisement",
          "The council approved the plan on Monday."),
         ("Credit: Jane Example “It was a shock,” he said.", "Credit: Jane Example", "“It was a shock,” he said."),
+        ("NORTH CITY HAWKS | Quarterback J.T. Example: He has thrown 12 interceptions in six games.",
+         "NORTH CITY HAWKS | Quarterback J.T. Example", "He has thrown 12 interceptions in six games."),
     ],
 )
 def test_a_heading_glued_to_a_sentence_is_split_off_and_only_the_sentence_is_quotable(
