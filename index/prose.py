@@ -65,7 +65,8 @@ _FURNITURE = re.compile(
     r"^(?:advertisement|advert|sponsored(?: content)?|loading(?:\.{3}|…)?|read more|see more|show more|"
     r"related(?: articles| stories| pages| content| coverage| reading)?|more (?:from|on|stories|news|videos)\b.{0,40}|"
     r"also read|recommended|trending|share(?: this)?(?: article| story)?|skip (?:ad|advert)|"
-    r"story continues(?: below)?|continue reading|comments?|\d+ comments?|subscribe|sign up|log ?in|"
+    r"story continues(?: below)?(?: (?:the )?advert(?:isement)?)?|continue reading|listen to this (?:article|story)|"
+    r"\d+ min(?:ute)?s? read|trending(?: now)?|comments?|\d+ comments?|subscribe|sign up|log ?in|"
     r"close|menu|home|next|previous|back to top|watch|listen|follow us|top stories)\s*[:.!…]?\s*$",
     re.I)
 _LABEL = re.compile(r"^(?:[A-Z]{2,}(?: [A-Z]{2,})*|Read more|Related|Also read|See also|Recommended|Watch|Listen|"
@@ -102,8 +103,12 @@ _PROMO_ANYWHERE = [
 
 # --- captions and credits.
 _CAPTION = [
-    re.compile(r"\b(?:Photo(?:graph)?s?|Image|Images|Picture|Pictures|Pic|Illustration|Video|Footage|Graphic|"
-               r"Credit|Credits|Source|Sources|Courtesy)\s*(?::|\bby\b|\bcredit\b\s*:?|\bcourtesy\b)\s*\S"),
+    re.compile(r"\b(?:Photo(?:graph)?s?|Image|Images|Picture|Pictures|Pictured|Pic|Illustration|Video|Footage|Graphic|"
+               r"Credit|Credits|Source|Sources|Courtesy|PHOTOS?|IMAGES?|PICTURED?|CREDIT|SOURCE|VIDEO)"
+               r"\s*(?::|\bby\b|\bcredit\b\s*:?|\bcourtesy\b)\s*\S"),
+    re.compile(r"\bFile Photo\b|\bFILE PHOTO\b"),
+    # "… REUTERS/Jane Doe" closing the line: an agency in capitals, a slash, a name
+    re.compile(r"\b[A-Z]{2,}/\s?[A-Z][a-z][\w'’-]*(?:\s[A-Z][\w'’-]*){0,3}(?:/[A-Z][\w ]{1,20})?$"),
     re.compile(r"\bGetty Images\b|\bvia Getty\b|\b/\s?Getty\b|\bShutterstock\b|\biStock(?:photo)?\b"),
     re.compile(r"\((?:[^()]*\s)?(?:Photo|Photograph|Image|Pictured|Picture|File|Credit)\b[^()]*\)\s*$"),
     # "(AP Photo/Evan Vucci)", "(The FA/Getty)": a bracketed Agency/Name pair closing an unpunctuated line
@@ -115,6 +120,8 @@ _CAPTION = [
 # --- bylines and timestamps.
 _BYLINE = [
     # "By" followed by nothing but capitalised names and joiners ("By the end of…" is prose)
+    # an agency's trailer: "(Reporting by Jane Doe; Editing by John Roe)"
+    re.compile(r"^\(?(?:Additional )?(?:Reporting|Writing|Editing) by [A-Z].{0,120}$"),
     re.compile(r"^(?:By|Words by|Written by|Reporting by|Additional reporting by|Edited by|Interview by)\s+"
                r"[A-Z][\w'’.-]*(?:(?:\s+|,\s*|\s+and\s+|\s+&\s+)(?:[A-Z][\w'’.-]*|de|van|von|da|del|la|le|bin))*"
                r"(?:\s*[,|–—-]\s*.{0,60})?\s*$"),

@@ -57,10 +57,16 @@ NOT_PROSE = [
     ("Image: Northfield Council", CAPTION),
     ("Quarterly sales by region | Source: company filings", CAPTION),
     ("Copyright 2024 Example Press. All rights reserved.", CAPTION),
+    ("FILE PHOTO: Traders work on the floor of the exchange, May 2, 2024.", CAPTION),
+    ("Traders work on the floor of the exchange. WIRE/Jane Example", CAPTION),
+    ("Pictured: The new bridge under construction.", CAPTION),
     # bylines and timestamps
     ("By Jane Example and John Sample", BYLINE),
     ("Updated 3:45 PM ET", BYLINE),
     ("Published December 4, 2023", BYLINE),
+    ("(Reporting by Jane Example; Editing by John Sample)", BYLINE),
+    ("Story continues below advertisement", PROMO),
+    ("Listen to this article", PROMO),
     # tables
     ("Arsenal 10 7 2 1 21 8 23", TABLE),
     ("Team | Played | Won | Points", TABLE),
@@ -93,6 +99,8 @@ PROSE_SENTENCES = [
     '"I have 50, 60, 70,000 listeners," he said.',
     "The fake site's address, www.example-appeal.org, is close to the real one.",
     '"Who did you see?" asked the officer.',
+    "The firm was valued at 10 times EV/EBITDA, analysts said.",
+    "He joined the BBC/ITN venture in 2010 as a producer.",
 ]
 
 
