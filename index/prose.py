@@ -26,8 +26,7 @@ UNPUNCTUATED_PROSE_MIN_WORDS = 15  # a line this long, mostly lowercase, is pros
 UNPUNCTUATED_PROSE_CAPS_SHARE = 0.4  # ...no more than this share of its words capitalised
 MAX_HEADING_WORDS = 14  # a glued heading before a colon is at most this long
 HEADING_CAPS_SHARE = 0.5  # ...and at least this share of its words are capitalised
-TITLE_CASE_SHARE = 0.8  # a line this capitalised is a title, even if it ends with a period
-TITLE_CASE_MIN_WORDS = 4  # ...when it has at least this many words (short sentences are often all names)
+TITLE_CASE_MIN_WORDS = 4  # a Title Case line this long is a headline even with a full stop (shorter: often names)
 SHOUT_SHARE = 0.6  # a line with this share of ALL-CAPS words is a heading or a banner
 TABLE_DIGIT_SHARE = 0.5  # a line whose tokens are mostly numbers is a table row...
 TABLE_MAX_LOWERCASE_WORDS = 1  # ...unless it has lowercase words: a verb makes it a sentence about numbers
@@ -64,7 +63,7 @@ _HASHTAG = re.compile(r"(?:^|\s|[^\w&])#[A-Za-z]\w+")
 _FURNITURE = re.compile(
     r"^(?:advertisement|advert|sponsored(?: content)?|loading(?:\.{3}|…)?|read more|see more|show more|"
     r"related(?: articles| stories| pages| content| coverage| reading)?|more (?:from|on|stories|news|videos)\b.{0,40}|"
-    r"also read|recommended|trending|share(?: this)?(?: article| story)?|skip (?:ad|advert)|"
+    r"also read|recommended|share(?: this)?(?: article| story)?|skip (?:ad|advert)|"
     r"story continues(?: below)?(?: (?:the )?advert(?:isement)?)?|continue reading|listen to this (?:article|story)|"
     r"\d+ min(?:ute)?s? read|trending(?: now)?|comments?|\d+ comments?|subscribe|sign up|log ?in|"
     r"close|menu|home|next|previous|back to top|watch|listen|follow us|top stories)\s*[:.!…]?\s*$",
@@ -119,9 +118,9 @@ _CAPTION = [
 
 # --- bylines and timestamps.
 _BYLINE = [
-    # "By" followed by nothing but capitalised names and joiners ("By the end of…" is prose)
     # an agency's trailer: "(Reporting by Jane Doe; Editing by John Roe)"
     re.compile(r"^\(?(?:Additional )?(?:Reporting|Writing|Editing) by [A-Z].{0,120}$"),
+    # "By" followed by nothing but capitalised names and joiners ("By the end of…" is prose)
     re.compile(r"^(?:By|Words by|Written by|Reporting by|Additional reporting by|Edited by|Interview by)\s+"
                r"[A-Z][\w'’.-]*(?:(?:\s+|,\s*|\s+and\s+|\s+&\s+)(?:[A-Z][\w'’.-]*|de|van|von|da|del|la|le|bin))*"
                r"(?:\s*[,|–—-]\s*.{0,60})?\s*$"),
@@ -164,6 +163,7 @@ def _ends_like_a_sentence(text: str) -> bool:
 
 
 def _is_social(text: str) -> bool:
+    """A post's signature, a platform link, or the hashtags and emoji that only posts carry."""
     if any(p.search(text) for p in _SOCIAL):
         return True
     hashtags = len(_HASHTAG.findall(text))
@@ -173,6 +173,7 @@ def _is_social(text: str) -> bool:
 
 
 def _is_promo(text: str) -> bool:
+    """Site furniture, boilerplate addressed to the reader, or an imperative call to action."""
     stripped = text.strip()
     if _FURNITURE.match(stripped):
         return True
@@ -189,6 +190,7 @@ def _is_caption(text: str) -> bool:
 
 
 def _is_byline(text: str, words: list[str]) -> bool:
+    """A short line naming writers, or a timestamp standing alone: about the article, not in it."""
     stripped = text.strip()
     if _ONLY_DATE.match(stripped):
         return True
@@ -208,6 +210,7 @@ def _is_title_case(words: list[str]) -> bool:
 
 
 def _is_table(text: str, words: list[str]) -> bool:
+    """Cells split by pipes or tabs, or mostly numbers with no verb around them: a row, not a sentence."""
     tokens = _TOKEN.findall(text)
     if not tokens:
         return False
