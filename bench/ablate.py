@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import App  # noqa: E402
 from bot.evaluate import METRICS, load_questions, retrieval_scores  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from bot.wiring import Services  # noqa: E402
 from index.retrieve import RetrievalConfig, Retriever  # noqa: E402
 
 BASE = RetrievalConfig()
@@ -43,16 +43,15 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
-    app = App(load_settings(data_dir=args.data_dir))
+    app = Services(load_settings(data_dir=args.data_dir))
     questions = [q for q in load_questions(args.questions) if q.question_type != "null_query"]
     if args.limit:
         questions = questions[: args.limit]
-    app.retriever.lexical()
+    app.index.snapshots.current()
     results = {}
     print(f"{'variant':44} {'Hits@10':>8} {'Hits@4':>8} {'MRR@10':>8} {'MAP@10':>8} {'Rec@10':>8} {'ms p50':>7}")
     for name, cfg in VARIANTS:
-        retriever = Retriever(lambda: app.store, app.embedder, app.retriever.data_dir, cfg,
-                              version_file=app.retriever.version_file)
+        retriever = Retriever(app.index.snapshots, app.index.embedder, cfg)
         sums = dict.fromkeys(METRICS, 0.0)
         times = []
         for q in questions:

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 import discord  # noqa: E402
 
 from bot import discord_render as render  # noqa: E402
-from bot.app import App  # noqa: E402
 from bot.discord_bot import DiscordConfig, NewsBot  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from bot.wiring import Services  # noqa: E402
 
 DEFAULT_QUESTIONS = ROOT.parent / "shared" / "data" / "multihop-rag" / "dev-queries.json.gz"
 FALLBACK_QUESTIONS = [
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     settings = load_settings(data_dir=args.data_dir)
-    app = App(settings)
-    if app.store.chunk_count() == 0:
+    app = Services(settings)
+    if app.index.store.chunk_count() == 0:
         print(f"discord_load: no articles are indexed in {args.data_dir}: run `newsbot --data-dir "
               f"{args.data_dir} ingest PATH` first", file=sys.stderr)
         return 1
@@ -162,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     config = replace(config, cooldown_seconds=0.0, max_queue=max(config.max_queue, args.n), feedback_path=None,
                      max_in_flight=args.max_in_flight or config.max_in_flight)
     t0 = time.perf_counter()
-    app.ask("warm up the model and the indexes")
+    app.answerer.ask("warm up the model and the indexes")
     warm_s = time.perf_counter() - t0
     rss_loaded = rss_mb()
     questions = load_questions(args.questions, args.n)
 
     async def run() -> dict[str, Any]:
-        bot = NewsBot(app, config)
+        bot = NewsBot(app.answerer, app.index, config)
         return await fire(bot, questions)
 
     result = asyncio.run(run())
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput_per_s": round(len(answered) / result["wall_s"], 1) if result["wall_s"] else None,
         "warm_up_s": round(warm_s, 2), "rss_loaded_mb": round(rss_loaded, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "articles": len(app.store.catalog()), "chunks": app.store.chunk_count(),
+        "articles": len(app.index.store.catalog()), "chunks": app.index.store.chunk_count(),
         "mean_pieces": round(statistics.mean(len(x["pieces"]) for x in answered), 2) if answered else 0,
     }
     if args.json:

@@ -154,9 +154,9 @@ class CountingEmbedder:
 
 
 def child_ingest(data_dir: str, paths: list[str], limit: int, precision: str, sync: bool) -> dict[str, Any]:
-    from bot.app import App
     from bot.settings import Settings
-    from index.ingest import ingest
+    from bot.wiring import Services
+    from index.ingest import ChunkingConfig, ingest
     from index.load import load_paths
     from index.types import Article
 
@@ -164,12 +164,13 @@ def child_ingest(data_dir: str, paths: list[str], limit: int, precision: str, sy
     items = [i for i in load_paths(paths) if isinstance(i, Article)]
     if limit:
         items = items[:limit]
-    app = App(settings)
-    counting = CountingEmbedder(app.embedder)
-    app.embedder.embed(["warm up"])  # like the baseline, the clock starts with the model loaded and run once
-    store = app.store  # and with the database open
+    app = Services(settings)
+    counting = CountingEmbedder(app.index.embedder)
+    app.index.embedder.embed(["warm up"])  # like the baseline, the clock starts with the model loaded and run once
+    store = app.index.store  # and with the database open
     started = time.perf_counter()
-    report = ingest(items, store, counting, app.lexical_dir, config=app.chunking, overlap_writes=not sync)
+    report = ingest(items, store, counting, app.index.layout.snapshot_dir, config=ChunkingConfig(),
+                    overlap_writes=not sync)
     seconds = time.perf_counter() - started
     return {"articles": report.new + report.updated, "chunks": report.chunks_added, "tokens": counting.tokens,
             "seconds": round(seconds, 2), "failed": report.failed}
@@ -208,20 +209,20 @@ def child_baseline(data_dir: str, paths: list[str], limit: int) -> dict[str, Any
 
 
 def child_queries(data_dir: str, questions_file: str, limit: int) -> dict[str, Any]:
-    from bot.app import App
     from bot.settings import Settings
+    from bot.wiring import Services
 
     questions = json.loads(Path(questions_file).read_text())[: limit or None]
-    app = App(Settings(data_dir=Path(data_dir)))
-    app.ask("warm up")
+    app = Services(Settings(data_dir=Path(data_dir)))
+    app.answerer.ask("warm up")
     retrieve, full = [], []
     for q in questions:
         t = time.perf_counter()
-        app.retriever.search(q, 10)
+        app.index.search(q, 10)
         retrieve.append((time.perf_counter() - t) * 1000)
     for q in questions:
         t = time.perf_counter()
-        app.ask(q)
+        app.answerer.ask(q)
         full.append((time.perf_counter() - t) * 1000)
     return {"n": len(questions), "retrieve_p50_ms": pct(retrieve, 50), "retrieve_p95_ms": pct(retrieve, 95),
             "ask_p50_ms": pct(full, 50), "ask_p95_ms": pct(full, 95), "phases_p50_ms": search_phases(app, questions)}
@@ -229,14 +230,14 @@ def child_queries(data_dir: str, questions_file: str, limit: int) -> dict[str, A
 
 def search_phases(app: Any, questions: list[str]) -> dict[str, float]:
     """Median time of each stage a search runs, each timed alone on the same questions (what dominates)."""
-    lex = app.retriever.lexical()
-    vector = app.embedder.embed(["warm up"])[0]
+    lex = app.index.snapshots.current()
+    vector = app.index.embedder.embed(["warm up"])[0]
 
     parts = {q: {q, *plan.clauses, *plan.phrases} for q in questions  # what a search scores sentences against
-             for plan in [app.retriever.plan(q)]}
+             for plan in [app.index.retriever.plan(q)]}
 
     stages: dict[str, Any] = {
-        "embed question": lambda q: app.embedder.embed([q]),
+        "embed question": lambda q: app.index.embedder.embed([q]),
         "dense scan": lambda q: lex.dense(vector),
         "chunk BM25": lambda q: lex.scores(q),
         "sentence BM25, per question part": lambda q: [lex.sentence_scores(p) for p in parts[q]],

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.types import Answer, Citation, Statement
-from index.chunk import split_sentences
-from index.lexical import tokenize
-from index.types import Passage
+from index import split_sentences, terms
+from index.types import Passage, Sentence
 
 MIN_WORDS = 4
 PART_MIN_FIT = 0.3
@@ -42,9 +41,9 @@ class _Candidate:
 def question_terms(question: str, context: str = "") -> dict[str, float]:
     """Stemmed content words of the question (weight 1) and of the conversation context (weight 0.5)."""
     weights: dict[str, float] = {}
-    for t in tokenize([context])[0] if context else []:
+    for t in terms(context) if context else []:
         weights[t] = 0.5
-    for t in tokenize([question])[0]:
+    for t in terms(question):
         weights[t] = 1.0
     return weights
 
@@ -109,7 +108,7 @@ def abstention(question: str, passages: Sequence[Passage], config: AnswerConfig 
             seen[p.article_id] = p
         if len(seen) >= config.closest_articles:
             break
-    cites = tuple(_citation(n, p, ()) for n, p in enumerate(seen.values(), 1))
+    cites = tuple(Citation.of(n, p, ()) for n, p in enumerate(seen.values(), 1))
     return Answer(question=question, statements=(), citations=cites, abstained=True, passages=tuple(passages))
 
 
@@ -118,15 +117,16 @@ def _candidates(passages: Sequence[Passage], weights: dict[str, float], idf: dic
     out = []
     seen_text: set[str] = set()
     for rank, p in enumerate(passages):
-        for sentence in p.sentences or split_sentences(p.text):
+        for s in p.sentences or tuple(Sentence(t, tuple(terms(t))) for t in split_sentences(p.text)):
+            sentence = s.text
             words = len(_WORD.findall(sentence))
             key = " ".join(sentence.lower().split())
-            if words < MIN_WORDS or len(sentence) > MAX_SENTENCE_CHARS or key in seen_text:
+            if not s.quotable or words < MIN_WORDS or len(sentence) > MAX_SENTENCE_CHARS or key in seen_text:
                 continue
             seen_text.add(key)
-            terms = frozenset(tokenize([sentence])[0])
-            cover = sum(weights[t] * idf.get(t, 1.0) for t in terms if t in weights) / total
-            out.append(_Candidate(rank, p, sentence, terms, cover))
+            found = frozenset(s.terms)
+            cover = sum(weights[t] * idf.get(t, 1.0) for t in found if t in weights) / total
+            out.append(_Candidate(rank, p, sentence, found, cover))
     return out
 
 
@@ -172,14 +172,9 @@ def _cite(question: str, chosen: list[_Candidate], passages: Sequence[Passage]) 
             quotes[aid] = []
         quotes[aid].append(c.text)
         statements.append(Statement(c.text, (numbers[aid],)))
-    citations = tuple(_citation(numbers[aid], first[aid], tuple(quotes[aid])) for aid in numbers)
+    citations = tuple(Citation.of(numbers[aid], first[aid], tuple(quotes[aid])) for aid in numbers)
     return Answer(question=question, statements=tuple(statements), citations=citations, abstained=False,
                   passages=tuple(passages))
-
-
-def _citation(n: int, p: Passage, quotes: tuple[str, ...]) -> Citation:
-    return Citation(n=n, article_id=p.article_id, chunk_id=p.chunk_id, title=p.title, source=p.source, url=p.url,
-                    published_at=p.published_at, quotes=quotes, score=round(p.score, 4))
 
 
 CUT_NOTE = "answer cut at {limit:,} characters (NEWSBOT_MAX_ANSWER_CHARS)"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from bot import render
-from bot.app import App
+from bot.answering import Answerer
 from bot.conversation import Turn
 from bot.live import stream_draft
 from bot.types import Answer
+from index import NO_FILTERS, Filters
 from index.errors import NewsbotError
-from index.retrieve import NO_FILTERS, Filters
 
 HELP = """Ask a question about the indexed news; follow-up questions use the conversation so far.
   /sources  full passages behind the last answer
@@ -21,7 +22,8 @@ HELP = """Ask a question about the indexed news; follow-up questions use the con
   /quit     leave (Ctrl-D and Ctrl-C work too)"""
 
 
-def run_chat(app: App, *, top_k: int | None = None, filters: Filters = NO_FILTERS) -> int:
+def run_chat(answerer: Answerer, *, history_file: Path | None = None, top_k: int | None = None,
+             filters: Filters = NO_FILTERS) -> int:
     """Chat until the user leaves; returns the exit status."""
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
@@ -30,7 +32,7 @@ def run_chat(app: App, *, top_k: int | None = None, filters: Filters = NO_FILTER
         console = Console()
         show: Callable[[str], None] = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
         show_answer: Callable[[Answer], None] = lambda a: console.print(render.rich_renderable(a))  # noqa: E731
-        lines = _prompt_lines(app)
+        lines = _prompt_lines(history_file)
         show("newsbot chat — ask about the news; /help for commands.")
     else:
         console = None
@@ -63,7 +65,7 @@ def run_chat(app: App, *, top_k: int | None = None, filters: Filters = NO_FILTER
                 show(f"Unknown command {cmd}; /help lists the commands.")
             continue
         try:
-            last = stream_draft(app.ask_stream(text, history, top_k=top_k, filters=filters), console=console)
+            last = stream_draft(answerer.ask_stream(text, history, top_k=top_k, filters=filters), console=console)
         except NewsbotError as err:
             show(f"newsbot: {err}")
             continue
@@ -72,15 +74,17 @@ def run_chat(app: App, *, top_k: int | None = None, filters: Filters = NO_FILTER
     return 0
 
 
-def _prompt_lines(app: App) -> Iterator[str]:
+def _prompt_lines(history_file: Path | None) -> Iterator[str]:
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
+    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-    try:
-        app.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        history = FileHistory(str(app.settings.data_dir / "chat_history"))
-    except OSError:
-        history = InMemoryHistory()
+    history: History = InMemoryHistory()
+    if history_file is not None:
+        try:
+            history_file.parent.mkdir(parents=True, exist_ok=True)
+            history = FileHistory(str(history_file))
+        except OSError:
+            pass
     session: PromptSession[str] = PromptSession(history=history)
     while True:
         try:

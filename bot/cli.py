@@ -1,4 +1,4 @@
-"""The ``newsbot`` command: a thin shell that turns arguments into App calls and results into text."""
+"""The ``newsbot`` command: a thin shell that turns arguments into Index and Answerer calls and results into text."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ import logging
 import logging.handlers
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.errors import NewsbotError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from bot.wiring import Services
+    from index import Filters
 
 log = logging.getLogger("newsbot")
 
@@ -127,30 +134,31 @@ def _configure_logging(level: str, verbose: bool, data_dir: Path) -> Path | None
         return None
 
 
-def _run(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from bot.app import App
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.wiring import Services
 
-    app = App(settings)
+    services = Services(settings)
     if args.command == "ingest":
-        return _ingest(app, args)
+        return _ingest(services, args)
     if args.command == "ask":
-        return _ask(app, args)
+        return _ask(services, args)
     if args.command == "chat":
         from bot.chat import run_chat
 
-        return run_chat(app, top_k=args.top_k, filters=_filters(app, args))
+        return run_chat(services.answerer, history_file=settings.data_dir / "chat_history", top_k=args.top_k,
+                        filters=_filters(args))
     if args.command == "watch":
-        return _watch(app, args)
+        return _watch(services, args)
     if args.command == "stats":
-        return _stats(app, args)
+        return _stats(services, args)
     if args.command == "discord":
         from bot.discord_bot import run_discord
 
-        return run_discord(app)
+        return run_discord(services.answerer, services.index, settings)
     if args.command == "eval":
-        return _eval(app, args)
+        return _eval(services, args)
     if args.command == "forget":
-        ids, removed = app.forget(args.article_id)
+        ids, removed = services.index.forget(args.article_id)
         if args.json:
             print(json.dumps({"forgotten": ids, "chunks_removed": removed}))
         else:
@@ -159,23 +167,14 @@ def _run(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-
     raise NewsbotError(f"unknown command {args.command}")
 
 
-def _filters(app, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from index.retrieve import Filters, date_bound
+def _filters(args: argparse.Namespace) -> Filters:
+    from index import date_filters
 
-    def when(value: str | None, name: str, end: bool) -> int | None:
-        if not value:
-            return None
-        try:
-            return date_bound(value, end=end)
-        except ValueError:
-            raise NewsbotError(f"--{name}: not a date: {value!r} (try 2023-10-31)") from None
-
-    return Filters(sources=tuple(args.source), since=when(args.since, "since", False),
-                   until=when(args.until, "until", True))
+    return date_filters(args.source, args.since, args.until, option=lambda name: f"--{name}")
 
 
-def _feeds(app, feeds: list[str], as_json: bool, *, only_new: bool) -> int:  # type: ignore[no-untyped-def]
-    summary, report = app.ingest_feeds(feeds, only_new=only_new)
+def _feeds(services: Services, feeds: list[str], as_json: bool, *, only_new: bool) -> int:
+    summary, report = services.index.ingest_feeds(feeds, only_new=only_new)
     if as_json:
         print(json.dumps({"feeds": summary.as_dict(), **report.as_dict()}), flush=True)
     else:
@@ -187,9 +186,32 @@ def _feeds(app, feeds: list[str], as_json: bool, *, only_new: bool) -> int:  # t
     return EXIT_FAIL if report.failed else EXIT_OK
 
 
-def _watch(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from index.feeds import parse_every, watch
+def watch(round_fn: Callable[[], None], every: float, *, rounds: int = 0,
+          sleep: Callable[[float], None] = time.sleep) -> int:
+    """Call ``round_fn`` every ``every`` seconds (start to start); ``rounds`` = 0 runs until interrupted."""
+    n = 0
+    while True:
+        started = time.monotonic()
+        round_fn()
+        n += 1
+        if rounds and n >= rounds:
+            return n
+        sleep(max(0.0, every - (time.monotonic() - started)))
 
+
+def parse_every(text: str) -> float:
+    """Seconds in ``15m``, ``30s``, ``1h`` or a plain number of seconds; ``ValueError`` otherwise."""
+    text = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    scale = units.get(text[-1:], 0)
+    number = float(text[:-1] if scale else text)
+    seconds = number * (scale or 1)
+    if not seconds > 0:
+        raise ValueError(text)
+    return seconds
+
+
+def _watch(services: Services, args: argparse.Namespace) -> int:
     try:
         every = parse_every(args.every)
     except ValueError:
@@ -197,7 +219,7 @@ def _watch(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def
 
     def one_round() -> None:
         try:
-            _feeds(app, args.feeds, args.json, only_new=True)
+            _feeds(services, args.feeds, args.json, only_new=True)
         except NewsbotError as err:  # e.g. the Chroma server is down: report, keep watching
             print(f"newsbot: {err}", file=sys.stderr, flush=True)
 
@@ -205,22 +227,23 @@ def _watch(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def
     return EXIT_OK
 
 
-def _ingest(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _ingest(services: Services, args: argparse.Namespace) -> int:
     if not args.paths and not args.feed:
         raise NewsbotError("nothing to ingest: give files, directories, URLs or --feed URL")
-    code = _feeds(app, args.feed, args.json, only_new=False) if args.feed else EXIT_OK
+    code = _feeds(services, args.feed, args.json, only_new=False) if args.feed else EXIT_OK
     if not args.paths:
         return code
-    items = app.load(args.paths)
+    index = services.index
+    items = index.load(args.paths)
     from index.types import LoadError
 
     errors = [i for i in items if isinstance(i, LoadError)]
     total = len(items) - len(errors)
     if total:
         with _progress(total, "ingesting", quiet=args.json) as advance:
-            report = app.ingest(items, progress=advance)
+            report = index.ingest(items, progress=advance)
     else:
-        report = app.ingest(items)
+        report = index.ingest(items)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -255,21 +278,22 @@ class _progress:
             self._bar.__exit__(*exc)
 
 
-def _ask(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _ask(services: Services, args: argparse.Namespace) -> int:
     from bot import render
 
-    _require_index(app)
-    if args.json or app.llm is None:
-        answer = app.ask(args.question, top_k=args.top_k, filters=_filters(app, args))
+    _require_index(services)
+    answerer = services.answerer
+    if args.json or answerer.llm is None:
+        answer = answerer.ask(args.question, top_k=args.top_k, filters=_filters(args))
     else:  # an LLM writes the answer: show its draft as it streams, then the verified answer
         from rich.console import Console
 
         from bot.live import stream_draft
 
-        answer = stream_draft(app.ask_stream(args.question, top_k=args.top_k, filters=_filters(app, args)),
+        answer = stream_draft(answerer.ask_stream(args.question, top_k=args.top_k, filters=_filters(args)),
                               console=Console() if sys.stdout.isatty() else None)
     if args.json:
-        print(json.dumps(render.as_json(answer), ensure_ascii=False))
+        print(json.dumps(answer.as_dict(), ensure_ascii=False))
     elif sys.stdout.isatty():
         from rich.console import Console
 
@@ -281,40 +305,41 @@ def _ask(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     return EXIT_OK
 
 
-def _eval(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _eval(services: Services, args: argparse.Namespace) -> int:
     from bot import evaluate
 
-    _require_index(app)
+    _require_index(services)
+    answerer = services.answerer
     questions = evaluate.load_questions(args.questions)
     if args.limit:
         questions = questions[: args.limit]
-    app.ask("warm up")  # load the model and indexes before timing
+    answerer.ask("warm up")  # load the model and indexes before timing
     with _progress(len(questions), "evaluating", quiet=args.json) as advance:
-        result = evaluate.evaluate(questions, lambda q: app.ask(q, top_k=args.top_k), dump=args.dump,
+        result = evaluate.evaluate(questions, lambda q: answerer.ask(q, top_k=args.top_k), dump=args.dump,
                                    progress=advance)
     result["top_k"] = args.top_k
-    result["chunk_tokens"] = evaluate.chunk_lengths(app.chunk_token_counts())
+    result["chunk_tokens"] = evaluate.chunk_lengths(services.index.chunk_token_counts())
     print(json.dumps(result) if args.json else evaluate.table(result))
     return EXIT_OK
 
 
-def _require_index(app) -> None:  # type: ignore[no-untyped-def]
-    if app.indexed_chunks() == 0:
-        raise NewsbotError(f"no articles are indexed in {app.store.location}: run `newsbot ingest PATH` first")
+def _require_index(services: Services) -> None:
+    if services.index.size() == 0:
+        raise NewsbotError(f"no articles are indexed in {services.index.location}: run `newsbot ingest PATH` first")
 
 
-def _stats(app, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    s = app.stats()
+def _stats(services: Services, args: argparse.Namespace) -> int:
+    s = services.index.stats()
     if args.json:
-        print(json.dumps(s))
+        print(json.dumps(s.as_dict()))
         return EXIT_OK
-    print(f"articles:        {s['articles']}")
-    print(f"chunks:          {s['chunks']}")
-    names = ", ".join(s["sources"][:8]) + (", …" if len(s["sources"]) > 8 else "")
-    print(f"outlets:         {len(s['sources'])}" + (f" ({names})" if s["sources"] else ""))
-    print(f"published:       {s['first_published'] or '-'} … {s['last_published'] or '-'}")
-    print(f"index:           {s['data_dir']} (Chroma {s['chroma']['mode']}: {s['chroma']['location']})")
-    print(f"embedding model: {s['embedding_model']}")
+    print(f"articles:        {s.articles}")
+    print(f"chunks:          {s.chunks}")
+    names = ", ".join(s.sources[:8]) + (", …" if len(s.sources) > 8 else "")
+    print(f"outlets:         {len(s.sources)}" + (f" ({names})" if s.sources else ""))
+    print(f"published:       {s.first_published or '-'} … {s.last_published or '-'}")
+    print(f"index:           {s.data_dir} (Chroma {s.chroma_mode}: {s.chroma_location})")
+    print(f"embedding model: {s.embedding_model}")
     return EXIT_OK
 
 

@@ -1,22 +1,18 @@
-"""The Discord front end: a thin shell that turns slash commands and messages into App calls (only module
-importing discord)."""
+"""The Discord front end: a thin shell that translates slash commands, messages and buttons into Answerer calls
+and answers into messages (the only module importing discord); its policies live in ``bot.discord_policy``."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import re
-import threading
 import time
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiohttp
 import discord
@@ -24,9 +20,14 @@ from discord import app_commands
 
 from bot import discord_render as render
 from bot.conversation import Turn
+from bot.discord_policy import Conversations, Cooldown, FeedbackLog, Gate, Ticket, user_hash
 from bot.types import Answer
+from index import NO_FILTERS, Filters, IndexStats, date_filters
 from index.errors import NewsbotError
-from index.retrieve import NO_FILTERS, Filters, date_bound
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from index import Index
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,18 @@ NOTICE_SECONDS = 15.0  # cooldown and busy notices in channels delete themselves
 
 
 class Asker(Protocol):
-    """What the bot needs from the answering core (``bot.app.App`` provides it)."""
+    """What the bot needs from the answering core (``bot.answering.Answerer`` provides it)."""
 
     def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
             filters: Filters = NO_FILTERS) -> Answer: ...
 
-    def stats(self) -> dict[str, Any]: ...
+
+class Library(Protocol):
+    """What the bot shows of the index (``index.Index`` provides it)."""
+
+    def outlets(self) -> list[str]: ...
+
+    def stats(self) -> IndexStats: ...
 
 
 @dataclass(frozen=True)
@@ -71,133 +78,14 @@ class DiscordConfig:
     view_timeout: float = 3600.0  # seconds the buttons under an answer keep working
 
     @classmethod
-    def from_settings(cls, settings: Any) -> DiscordConfig:
+    def from_settings(cls, settings: Settings) -> DiscordConfig:
         s = settings
         return cls(guild_id=s.discord_guild_id, cooldown_seconds=s.discord_cooldown_seconds,
                    max_in_flight=s.discord_max_in_flight, max_queue=s.discord_max_queue,
                    allowed_guild_ids=frozenset(s.discord_allowed_guild_ids),
                    allowed_channel_ids=frozenset(s.discord_allowed_channel_ids), allow_dms=s.discord_allow_dms,
                    threads=s.discord_threads, message_content=s.discord_message_content,
-                   shards=getattr(s, "discord_shards", None), feedback_path=s.data_dir / "feedback.jsonl")
-
-
-# -- small pieces of state ---------------------------------------------------------------------------------------
-class Cooldown:
-    """One question per user per ``seconds``."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds, self.clock = seconds, clock
-        self._last: dict[int, float] = {}
-
-    def wait(self, user_id: int) -> float:
-        """Seconds the user must still wait (0: allowed, and the question is counted)."""
-        now = self.clock()
-        left = self._last.get(user_id, -1e18) + self.seconds - now
-        if left > 0:
-            return left
-        self._last[user_id] = now
-        if len(self._last) > 10_000:
-            self._last = {u: t for u, t in self._last.items() if now - t < self.seconds}
-        return 0.0
-
-
-@dataclass
-class Ticket:
-    """A place at the gate: ``position`` 0 = answered now, n = nth in line."""
-
-    position: int
-    future: asyncio.Future[None] | None = None
-
-
-class Gate:
-    """At most ``slots`` questions answered at once and ``max_waiting`` waiting behind them, first come first served."""
-
-    def __init__(self, slots: int, max_waiting: int) -> None:
-        self.slots, self.max_waiting = slots, max_waiting
-        self.active = 0
-        self._line: deque[asyncio.Future[None]] = deque()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._line)
-
-    def join(self) -> Ticket | None:
-        """A ticket, or None when the line is full."""
-        if self.active < self.slots and not self._line:
-            self.active += 1
-            return Ticket(0)
-        if len(self._line) >= self.max_waiting:
-            return None
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._line.append(future)
-        return Ticket(len(self._line), future)
-
-    async def ready(self, ticket: Ticket) -> None:
-        """Wait until the ticket's turn."""
-        if ticket.future is not None:
-            await asyncio.shield(ticket.future)
-
-    def leave(self, ticket: Ticket) -> None:
-        """Give the slot to the next in line (or leave the line); call exactly once per ticket."""
-        f = ticket.future
-        if f is not None and not f.done():
-            self._line.remove(f)
-            f.cancel()
-            return
-        while self._line:
-            nxt = self._line.popleft()
-            if not nxt.done():
-                nxt.set_result(None)  # the slot passes on; ``active`` stays the same
-                return
-        self.active -= 1
-
-
-class Conversations:
-    """Earlier turns per thread or DM channel, bounded in turns and in conversations."""
-
-    def __init__(self, most: int, turns: int) -> None:
-        self.most, self.turns = most, turns
-        self._turns: OrderedDict[int, deque[Turn]] = OrderedDict()
-
-    def __contains__(self, key: int) -> bool:
-        return key in self._turns
-
-    def history(self, key: int | None) -> list[Turn]:
-        if key is None or key not in self._turns:
-            return []
-        self._turns.move_to_end(key)
-        return list(self._turns[key])
-
-    def start(self, key: int) -> None:
-        self._turns.setdefault(key, deque(maxlen=self.turns))
-        self._turns.move_to_end(key)
-        while len(self._turns) > self.most:
-            self._turns.popitem(last=False)
-
-    def add(self, key: int, turn: Turn) -> None:
-        self.start(key)
-        self._turns[key].append(turn)
-
-
-class FeedbackLog:
-    """👍/👎 votes appended as JSON lines."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def record(self, entry: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        line = json.dumps(entry, ensure_ascii=False)
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(line + "\n")
-
-
-def user_hash(user_id: int) -> str:
-    return hashlib.sha256(str(user_id).encode()).hexdigest()
+                   shards=s.discord_shards, feedback_path=s.data_dir / "feedback.jsonl")
 
 
 # -- the bot ---------------------------------------------------------------------------------------------------
@@ -236,23 +124,44 @@ class AnswerView(discord.ui.View):
         await self.bot.apologize(interaction, error)
 
 
+class _Client(discord.Client):
+    """One gateway connection; its setup hook is the bot's."""
+
+    def __init__(self, hook: Callable[[], Awaitable[None]], **options: Any) -> None:
+        super().__init__(**options)
+        self._hook = hook
+
+    async def setup_hook(self) -> None:
+        await self._hook()
+
+
+class _ShardedClient(discord.AutoShardedClient):
+    """Several gateway connections (NEWSBOT_DISCORD_SHARDS); its setup hook is the bot's."""
+
+    def __init__(self, hook: Callable[[], Awaitable[None]], **options: Any) -> None:
+        super().__init__(**options)
+        self._hook = hook
+
+    async def setup_hook(self) -> None:
+        await self._hook()
+
+
 class NewsBot:
     """Slash commands, mentions, DMs and threads over an ``Asker``; every reply goes through this class."""
 
-    def __init__(self, app: Asker, config: DiscordConfig = DiscordConfig(), *,
+    def __init__(self, app: Asker, library: Library, config: DiscordConfig = DiscordConfig(), *,
                  clock: Callable[[], float] = time.monotonic, warm_up: Callable[[], object] | None = None) -> None:
-        self.app, self.config, self.warm_up = app, config, warm_up
+        self.app, self.library, self.config, self.warm_up = app, library, config, warm_up
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: don't warn about it
         intents = discord.Intents.default()
         intents.message_content = config.message_content
         options: dict[str, Any] = {"intents": intents, "allowed_mentions": NO_MENTIONS}
         if config.shards is None:
-            self.client: discord.Client = discord.Client(**options)
+            self.client: discord.Client = _Client(self._setup_hook, **options)
         else:
-            self.client = discord.AutoShardedClient(shard_count=config.shards or None, **options)
+            self.client = _ShardedClient(self._setup_hook, shard_count=config.shards or None, **options)
         self.tree = app_commands.CommandTree(self.client)
         self.tree.error(self._on_tree_error)
-        self.client.setup_hook = self._setup_hook  # type: ignore[method-assign]
         self.client.event(self.on_ready)
         self.client.event(self.on_message)
         self.cooldown = Cooldown(config.cooldown_seconds, clock)
@@ -324,7 +233,7 @@ class NewsBot:
             if refusal is not None:
                 await self.tell(interaction, refusal)
                 return
-            filters = _filters(since, until)  # a bad date is answered privately and costs no cooldown
+            filters = date_filters((), since, until)  # a bad date is answered privately and costs no cooldown
             wait = self.cooldown.wait(interaction.user.id)
             if wait:
                 await self.tell(interaction, render.cooldown_text(wait))
@@ -364,19 +273,17 @@ class NewsBot:
         """``/sources`` and ``/newsbot-info``: what the index holds, privately."""
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            stats = await self.off_loop(self.app.stats)
-            self._outlets = (time.monotonic(), list(stats.get("sources") or []))
+            stats = await self.off_loop(self.library.stats)
             await interaction.followup.send(render.render_stats(stats), ephemeral=True, allowed_mentions=NO_MENTIONS,
                                             suppress_embeds=True)
         except Exception as err:
             await self.apologize(interaction, err)
 
     async def outlets(self) -> list[str]:
-        """The outlets in the index (cached for OUTLETS_TTL seconds)."""
+        """The outlets in the index (from its search snapshot; cached for OUTLETS_TTL seconds)."""
         now = time.monotonic()
         if self._outlets is None or now - self._outlets[0] > OUTLETS_TTL:
-            stats = await self.off_loop(self.app.stats)
-            self._outlets = (now, list(stats.get("sources") or []))
+            self._outlets = (now, await self.off_loop(self.library.outlets))
         return self._outlets[1]
 
     async def _outlet(self, typed: str) -> str:
@@ -405,13 +312,10 @@ class NewsBot:
             del view.votes[user]
         else:
             view.votes[user] = vote
-        a = view.answer
+        answer = view.answer.as_dict()
         entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "answer_id": view.answer_id,
                  "user": user, "vote": "retract" if retract else vote, "previous": previous,
-                 "question": a.question, "standalone_question": a.standalone_question, "answer": a.text,
-                 "abstained": a.abstained,
-                 "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title, "source": c.source,
-                                "url": c.url, "published_at": c.published_at} for c in a.citations]}
+                 **{k: answer[k] for k in ("question", "standalone_question", "answer", "abstained", "citations")}}
         await self.off_loop(self.feedback.record, entry)
         emoji = "👍" if vote == "up" else "👎"
         text = f"Your {emoji} is withdrawn." if retract else f"Thanks, noted {emoji}. Press it again to withdraw."
@@ -553,45 +457,31 @@ def _parent_id(channel: object) -> int | None:
     return channel.parent_id if isinstance(channel, discord.Thread) else None
 
 
-def _filters(since: str | None, until: str | None) -> Filters:
-    def when(value: str | None, name: str, end: bool) -> int | None:
-        if not value or not value.strip():
-            return None
-        try:
-            return date_bound(value, end=end)
-        except ValueError:
-            shown = render.escape(value.strip()[:40])
-            raise NewsbotError(f"{name}: “{shown}” is not a date (try 2023-10-31)") from None
-
-    return Filters(since=when(since, "since", False), until=when(until, "until", True))
-
-
-def run_discord(app: Any) -> int:
+def run_discord(answerer: Asker, index: Index, settings: Settings) -> int:
     """``newsbot discord``: run until interrupted; a missing or rejected token is a one-line NewsbotError."""
-    settings = app.settings
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if not token:
         raise NewsbotError(MISSING_TOKEN)
     config = DiscordConfig.from_settings(settings)
 
     def warm_up() -> None:
-        if not app.stats()["articles"]:
+        if not index.stats().articles:
             log.warning("no articles are indexed in %s: every answer will be an abstention until `newsbot ingest` "
                         "adds some", settings.data_dir)
-        app.embedder.embed(["warm up"])
-        app.retriever.lexical()
+        index.warm()
 
     if not config.message_content:
         log.warning("NEWSBOT_DISCORD_MESSAGE_CONTENT=false: /ask, mentions and DMs work; follow-ups in threads "
                     "need a mention")
     try:
         try:
-            NewsBot(app, config, warm_up=warm_up).client.run(token, log_handler=None)
+            NewsBot(answerer, index, config, warm_up=warm_up).client.run(token, log_handler=None)
         except discord.PrivilegedIntentsRequired:
             log.warning("the message-content intent is not enabled for this application in the developer portal "
                         "(Bot → Privileged Gateway Intents): serving /ask, mentions and DMs only; thread follow-ups "
                         "need a mention. Enable it there, or set NEWSBOT_DISCORD_MESSAGE_CONTENT=false.")
-            NewsBot(app, replace(config, message_content=False), warm_up=warm_up).client.run(token, log_handler=None)
+            NewsBot(answerer, index, replace(config, message_content=False),
+                    warm_up=warm_up).client.run(token, log_handler=None)
     except discord.LoginFailure:
         raise NewsbotError(REJECTED_TOKEN) from None
     except (OSError, aiohttp.ClientError, discord.GatewayNotFound) as err:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
+from bot.mentions import neutralise_mentions
 from bot.types import ABSTAIN_TEXT, Answer, Citation
+from index.types import IndexStats
 
 MESSAGE_LIMIT = 2000  # characters in one message
 EMBED_DESCRIPTION_LIMIT = 4096  # characters in an embed description (answers are sent as messages, not embeds)
@@ -49,9 +50,9 @@ _SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*(?:[ \t]*(?:\[\d+\])+)?(?=\s)")
 _SPACE = re.compile(r"\s")
 _MARKDOWN = re.compile(r"([\\*_~`|\[\]])")
 _LINE_START = re.compile(r"^([#>\-+])", re.M)
+_USER_TAG = re.compile(r"<(?:@[!&]?|#)\d+>")  # a mention or channel link, dropped from thread names
+_MENTION = re.compile(r"@(everyone|here)")
 _NUMBERED = re.compile(r"^(\d+)\.", re.M)
-_MENTION = re.compile(r"@(everyone|here|[!&]?\d+)")
-_USER_TAG = re.compile(r"<(@[!&]?|#)(\d+)>")
 
 
 # -- text safety ---------------------------------------------------------------------------------------------
@@ -60,13 +61,7 @@ def escape(text: str) -> str:
     text = _MARKDOWN.sub(r"\\\1", text)
     text = _LINE_START.sub(r"\\\1", text)
     text = _NUMBERED.sub(r"\1\\.", text)
-    return neutralize_mentions(text)
-
-
-def neutralize_mentions(text: str) -> str:
-    """``@everyone``, ``@here`` and ``<@id>`` shown but inert even where allowed_mentions is not honoured."""
-    text = _USER_TAG.sub(lambda m: f"<{m.group(1)}\u200b{m.group(2)}>", text)
-    return _MENTION.sub("@\u200b\\1", text)
+    return neutralise_mentions(text)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -81,7 +76,7 @@ def source_line(c: Citation) -> str:
     url = c.url.strip()
     linkable = url.startswith(("https://", "http://")) and len(url) <= URL_LIMIT and not re.search(r"[\s<>]", url)
     head = f"[{title}](<{url}>)" if linkable else title
-    meta = " · ".join(escape(x) for x in (c.source, c.date) if x)
+    meta = " · ".join(escape(x) for x in c.outlet_date)
     return f"[{c.n}] {head}" + (f" — {meta}" if meta else "")
 
 
@@ -144,14 +139,14 @@ def _passage_text(answer: Answer, c: Citation) -> str:
     return ""
 
 
-def render_stats(stats: dict[str, Any]) -> str:
+def render_stats(stats: IndexStats) -> str:
     """``/sources``: article count, outlets and publication window."""
-    n, sources = stats.get("articles", 0), list(stats.get("sources") or [])
+    n, sources = stats.articles, list(stats.sources)
     if not n:
         return "I don't know any articles yet: the index is empty."
-    first, last = (stats.get("first_published") or "")[:10], (stats.get("last_published") or "")[:10]
+    first, last = (stats.first_published or "")[:10], (stats.last_published or "")[:10]
     lines = ["**What I know**",
-             f"{n:,} articles ({stats.get('chunks', 0):,} passages) from {len(sources)} "
+             f"{n:,} articles ({stats.chunks:,} passages) from {len(sources)} "
              f"outlet{'s' if len(sources) != 1 else ''}."]
     if first or last:
         lines.append(f"Published {first or '?'} … {last or '?'}.")

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from bot.answer import abstention
+from bot.mentions import ZWSP, neutralise_mentions
 from bot.types import Answer, Citation, Statement
-from index.chunk import split_sentences
-from index.lexical import tokenize
+from index import split_sentences, terms
 from index.types import Passage
 
 NOT_COVERED = "NOT_IN_SOURCES"  # the reply the system prompt asks for when the sources don't answer
 UNCITED_MARK = "[uncited]"
 MAX_QUOTES_PER_SOURCE = 3
-ZWSP = "\u200b"
+__all__ = ["ZWSP", "neutralise_mentions", "verify", "best_sentence", "answer_matches", "says_not_covered"]
 
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.S | re.I)
 _SOURCES_SECTION = re.compile(r"^[ \t>#*_]*(?:sources|references|citations)[ \t*_]*(?::.*)?$", re.I | re.M)
@@ -28,17 +28,11 @@ _LEADING_MARKERS = re.compile(r"^((?:\[\d+\]\s*)+)")
 _CITED_END = re.compile(r"((?:\[\d+\])+)\s*([.!?]+[\"'”’)]*)[ \t]+")
 _END_CITED = re.compile(r"([.!?]+[\"'”’)]*)[ \t]*((?:\[\d+\])+)[ \t]+")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
-_MENTION = re.compile(r"@(?!\u200b)")
 _WORD = re.compile(r"\w+")
 
 
 class MalformedReply(ValueError):
     """The reply is not an answer in the required format (empty, or no sentence cites a shown source)."""
-
-
-def neutralise_mentions(text: str) -> str:
-    """Break every Discord mention (@everyone, @here, <@id>, <@&role>) with a zero-width space after the '@'."""
-    return _MENTION.sub("@" + ZWSP, text)
 
 
 def says_not_covered(reply: str) -> bool:
@@ -80,7 +74,7 @@ def verify(question: str, reply: str, shown: Sequence[Passage], *, uncited: str 
                 numbers[aid] = len(numbers) + 1
                 first[aid] = p
                 quotes[aid] = []
-            quote = best_sentence(text, p.text)
+            quote = best_sentence(text, p)
             quote = neutralise_mentions(quote)
             if quote and quote not in quotes[aid] and len(quotes[aid]) < MAX_QUOTES_PER_SOURCE:
                 quotes[aid].append(quote)
@@ -89,9 +83,7 @@ def verify(question: str, reply: str, shown: Sequence[Passage], *, uncited: str 
         statements.append(Statement(text, tuple(cites)))
     if not numbers:
         raise MalformedReply("no sentence cites a source it was shown")
-    citations = tuple(Citation(n=numbers[aid], article_id=aid, chunk_id=first[aid].chunk_id, title=first[aid].title,
-                               source=first[aid].source, url=first[aid].url, published_at=first[aid].published_at,
-                               quotes=tuple(quotes[aid]), score=round(first[aid].score, 4)) for aid in numbers)
+    citations = tuple(Citation.of(numbers[aid], first[aid], tuple(quotes[aid])) for aid in numbers)
     return Answer(question=question, statements=tuple(statements), citations=citations, abstained=False,
                   passages=passages, mode="llm", model=model)
 
@@ -131,19 +123,20 @@ def _tidy(text: str) -> str:
     return re.sub(r"([.!?])\1+$", r"\1", text).strip()
 
 
-def best_sentence(statement: str, passage_text: str) -> str:
-    """The sentence of the passage sharing the most (stemmed, idf-free) content words with the statement."""
-    candidates = [s for s in split_sentences(passage_text) if s.strip()]
+def best_sentence(statement: str, passage: Passage) -> str:
+    """The quotable sentence of the passage sharing the most (stemmed, idf-free) content words with the statement."""
+    candidates = [(s.text, set(s.terms)) for s in passage.sentences if s.quotable and s.text.strip()]
+    if not candidates:
+        candidates = [(s, set(terms(s))) for s in split_sentences(passage.text) if s.strip()]
     if not candidates:
         return ""
-    tokens = tokenize([statement, *candidates])
-    want = set(tokens[0])
+    want = set(terms(statement))
 
     def overlap(i: int) -> float:
-        terms = set(tokens[i + 1])
-        return len(want & terms) / math.sqrt(len(terms) or 1)
+        found = candidates[i][1]
+        return len(want & found) / math.sqrt(len(found) or 1)
 
-    return candidates[max(range(len(candidates)), key=lambda i: (overlap(i), -i))]
+    return candidates[max(range(len(candidates)), key=lambda i: (overlap(i), -i))][0]
 
 
 def _normal(text: str) -> str:

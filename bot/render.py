@@ -9,7 +9,7 @@ from bot.types import ABSTAIN_TEXT, Answer, Citation
 
 def source_line(c: Citation) -> str:
     """``[n] Title — Outlet, date, url`` with the missing parts left out."""
-    meta = ", ".join(x for x in (c.source, c.date, c.url) if x)
+    meta = ", ".join((*c.outlet_date, c.url) if c.url else c.outlet_date)
     return f"[{c.n}] {c.title}" + (f" — {meta}" if meta else "")
 
 
@@ -40,26 +40,6 @@ def _passage_text(answer: Answer, c: Citation) -> str:
         if p.chunk_id == c.chunk_id:
             return p.text
     return " ".join(c.quotes)
-
-
-def as_json(answer: Answer) -> dict[str, Any]:
-    """The documented ``ask --json`` schema."""
-    return {
-        "question": answer.question,
-        "standalone_question": answer.standalone_question,
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "mode": answer.mode,
-        "model": answer.model,
-        "notice": answer.notice,
-        "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title, "source": c.source, "url": c.url,
-                       "published_at": c.published_at, "quote": " … ".join(c.quotes), "quotes": list(c.quotes),
-                       "score": c.score} for c in answer.citations],
-        "retrieved": [{"article_id": p.article_id, "chunk_id": p.chunk_id, "text": p.text, "score": round(p.score, 4),
-                       "title": p.title, "source": p.source, "published_at": p.published_at}
-                      for p in answer.passages],
-        "timings_ms": answer.timings_ms,
-    }
 
 
 def rich_renderable(answer: Answer):  # type: ignore[no-untyped-def]
@@ -95,7 +75,7 @@ def _rich_source(c: Citation):  # type: ignore[no-untyped-def]
     t = Text()
     t.append(f"[{c.n}] ", style="bold cyan")
     t.append(c.title, style=f"link {c.url}" if c.url else "")
-    meta = " · ".join(x for x in (c.source, c.date) if x)
+    meta = " · ".join(c.outlet_date)
     if meta:
         t.append(f" — {meta}", style="green")
     return t

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import prompts
 from index.types import Passage
@@ -22,9 +23,27 @@ class Citation:
     quotes: tuple[str, ...]
     score: float
 
+    @classmethod
+    def of(cls, n: int, passage: Passage, quotes: tuple[str, ...]) -> Citation:
+        """Citation number ``n`` of the article behind ``passage``, quoting ``quotes`` from it."""
+        p = passage
+        return cls(n=n, article_id=p.article_id, chunk_id=p.chunk_id, title=p.title, source=p.source, url=p.url,
+                   published_at=p.published_at, quotes=quotes, score=round(p.score, 4))
+
     @property
     def date(self) -> str:
         return self.published_at[:10]
+
+    @property
+    def outlet_date(self) -> tuple[str, ...]:
+        """The outlet and the publication day, those that are known (what every source line shows after the title)."""
+        return tuple(x for x in (self.source, self.date) if x)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The citation as JSON (the ``citations`` items of ``ask --json``)."""
+        return {"n": self.n, "article_id": self.article_id, "title": self.title, "source": self.source,
+                "url": self.url, "published_at": self.published_at, "quote": " … ".join(self.quotes),
+                "quotes": list(self.quotes), "score": self.score}
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,24 @@ class Answer:
         if self.abstained:
             return ABSTAIN_TEXT
         return " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.cites)}".strip() for s in self.statements)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The answer as JSON: the documented ``ask --json`` schema, also used by Discord's feedback log and
+        eval dumps."""
+        return {
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "mode": self.mode,
+            "model": self.model,
+            "notice": self.notice,
+            "citations": [c.as_dict() for c in self.citations],
+            "retrieved": [{"article_id": p.article_id, "chunk_id": p.chunk_id, "text": p.text,
+                           "score": round(p.score, 4), "title": p.title, "source": p.source,
+                           "published_at": p.published_at} for p in self.passages],
+            "timings_ms": self.timings_ms,
+        }
 
 
 ABSTAIN_TEXT = prompts.load("abstain")

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,28 +159,3 @@ def feed_round(feeds: Sequence[str], fetcher: Fetcher, ingest: IngestFn, state: 
             state.feed(url).update(etag=etag, last_modified=modified)
     state.save()
     return summary, report
-
-
-def watch(round_fn: Callable[[], None], every: float, *, rounds: int = 0,
-          sleep: Callable[[float], None] = time.sleep) -> int:
-    """Call ``round_fn`` every ``every`` seconds (start to start); ``rounds`` = 0 runs until interrupted."""
-    n = 0
-    while True:
-        started = time.monotonic()
-        round_fn()
-        n += 1
-        if rounds and n >= rounds:
-            return n
-        sleep(max(0.0, every - (time.monotonic() - started)))
-
-
-def parse_every(text: str) -> float:
-    """Seconds in ``15m``, ``30s``, ``1h`` or a plain number of seconds; ``ValueError`` otherwise."""
-    text = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    scale = units.get(text[-1:], 0)
-    number = float(text[:-1] if scale else text)
-    seconds = number * (scale or 1)
-    if not seconds > 0:
-        raise ValueError(text)
-    return seconds

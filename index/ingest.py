@@ -1,4 +1,4 @@
-"""Articles in: chunk, embed and store them idempotently, then bring the lexical index in step."""
+"""Articles in: chunk, embed and store them idempotently, then bring the search snapshot in step."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import numpy as np
 from index.chunk import TokenChunk, chunk_article
 from index.embed import MODEL_WINDOW, Embedder
 from index.errors import NewsbotError, first_line
-from index.lexical import LexicalIndex
 from index.load import split_origin, timestamp
+from index.snapshot import is_current as snapshot_is_current
+from index.snapshot import rebuild as rebuild_snapshot
 from index.store import ChromaStore, ChunkRecord
-from index.types import Article, LoadError
+from index.types import Article, ChunkMeta, LoadError
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,12 @@ def content_hash(article: Article, config: ChunkingConfig, model: str) -> str:
     return h.hexdigest()[:24]
 
 
-def chunk_metadata(article: Article, tc: TokenChunk, digest: str) -> dict[str, Any]:
+def chunk_metadata(article: Article, tc: TokenChunk, digest: str) -> ChunkMeta:
     c = tc.chunk
-    meta: dict[str, Any] = dict(article.extra)
-    meta.update(article_id=article.id, title=article.title, source=article.source, url=article.url,
-                author=article.author, category=article.category, published_at=article.published_at,
-                published_ts=timestamp(article.published_at), position=c.position, start=c.start, end=c.end,
-                tokens=len(tc.ids), content_hash=digest)
-    return meta
+    return ChunkMeta(article_id=article.id, title=article.title, source=article.source, url=article.url,
+                     author=article.author, category=article.category, published_at=article.published_at,
+                     published_ts=timestamp(article.published_at), position=c.position, start=c.start, end=c.end,
+                     tokens=len(tc.ids), content_hash=digest, extra=dict(article.extra))
 
 
 def prepare(article: Article, embedder: Embedder, config: ChunkingConfig) -> tuple[list[TokenChunk], list[list[int]]]:
@@ -106,7 +105,7 @@ def prepare(article: Article, embedder: Embedder, config: ChunkingConfig) -> tup
 def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: Embedder, data_dir: Path, *,
            config: ChunkingConfig = ChunkingConfig(), batch_articles: int = 32,
            progress: Progress | None = None, overlap_writes: bool = True) -> IngestReport:
-    """Store new and changed articles, skip unchanged ones, report every failure; then refresh BM25.
+    """Store new and changed articles, skip unchanged ones, report every failure; then refresh the snapshot.
 
     Embedding (this thread) overlaps with Chroma writes (a writer thread fed through a short queue); each
     batch is written in order, chunks before catalogue records, so the store's crash-safety contract holds.
@@ -133,7 +132,7 @@ def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: E
                 todo.append((article, digest, old is not None))
         if todo:
             if not bumped:
-                store.bump_version()  # readers holding an older lexical snapshot will rebuild
+                store.bump_version()  # readers holding an older snapshot will rebuild
                 bumped = True
             writer.put(_embed(todo, embedder, config, report))
         if progress:
@@ -161,8 +160,8 @@ def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: E
         writer.close()  # finishes the queued batches (whole articles) even when we are unwinding
     if bumped:
         store.bump_version()
-    if bumped or not _lexical_current(store, data_dir):
-        rebuild_lexical(store, data_dir)
+    if bumped or not snapshot_is_current(store, data_dir):
+        rebuild_snapshot(store, data_dir)
     report.chunks_total = store.chunk_count()
     report.seconds = time.perf_counter() - started
     return report
@@ -226,12 +225,6 @@ class _Writer:
                 self._error = err
 
 
-def _write(todo: Sequence[tuple[Article, str, bool]], store: ChromaStore, embedder: Embedder,
-           config: ChunkingConfig, report: IngestReport) -> None:
-    """Embed and store one batch synchronously."""
-    _store(_embed(todo, embedder, config, report), store, report)
-
-
 def _embed(todo: Sequence[tuple[Article, str, bool]], embedder: Embedder, config: ChunkingConfig,
            report: IngestReport) -> _Batch:
     """Chunk (tokenising each article once) and embed a batch of articles."""
@@ -276,58 +269,13 @@ def _store(batch: _Batch, store: ChromaStore, report: IngestReport) -> None:
         report.chunks_added += n_chunks
 
 
-def _lexical_current(store: ChromaStore, data_dir: Path) -> bool:
-    tag = LexicalIndex.tag(data_dir)
-    return tag is not None and tag.version == store.version()
-
-
-def lexical_text(title: str, text: str) -> str:
-    """What BM25 indexes for a chunk: the article title and the chunk text."""
-    return f"{title}\n{text}"
-
-
-def rebuild_lexical(store: ChromaStore, data_dir: Path) -> LexicalIndex:
-    """Rebuild the search snapshot from every complete article's chunks in the store and save it."""
-    from index.chunk import split_sentences
-
-    version = store.version()
-    complete = store.catalog()
-    ids: list[str] = []
-    texts: list[str] = []
-    vectors: list[np.ndarray] = []
-    sentences: list[tuple[int, str]] = []
-    records: list[tuple[str, dict[str, Any]]] = []
-    columns: dict[str, list] = {"article_id": [], "source": [], "published_ts": [], "day": []}
-    for rec in store.iter_chunks(vectors=True):
-        aid = str(rec.meta.get("article_id", ""))
-        if aid not in complete or rec.vector is None:
-            continue  # an interrupted write; the next ingest of that article replaces it
-        row = len(ids)
-        ids.append(rec.id)
-        title = str(rec.meta.get("title", ""))
-        texts.append(lexical_text(title, rec.text))
-        vectors.append(rec.vector)
-        records.append((rec.text, rec.meta))
-        sentences.extend((row, s) for s in split_sentences(rec.text))
-        columns["article_id"].append(aid)
-        columns["source"].append(str(rec.meta.get("source", "")))
-        columns["published_ts"].append(int(rec.meta.get("published_ts", 0)))
-        columns["day"].append(str(rec.meta.get("published_at", ""))[:10])
-    matrix = np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
-    index = LexicalIndex.build(ids, texts, version, columns, matrix, sentences=sentences, records=records,
-                               embedding_model=store.embedding_model)
-    index.save(data_dir)
-    log.debug("search snapshot rebuilt: %d chunks, %d sentences, version %s", len(ids), len(sentences), version)
-    return index
-
-
 def forget(key: str, store: ChromaStore, data_dir: Path) -> tuple[list[str], int]:
-    """Remove the article(s) with this id or URL from Chroma and BM25; returns (ids, chunks removed)."""
+    """Remove the article(s) with this id or URL from Chroma and the snapshot; returns (ids, chunks removed)."""
     ids = store.find_article_ids(key)
     if not ids:
         raise NewsbotError(f"no article with id or url {key!r}; `newsbot stats` shows what is indexed")
     store.bump_version()
     removed = sum(store.delete_article(i) for i in ids)
     store.bump_version()
-    rebuild_lexical(store, data_dir)
+    rebuild_snapshot(store, data_dir)
     return ids, removed

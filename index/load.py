@@ -359,3 +359,16 @@ def timestamp(iso: str) -> int:
     except (ValueError, OverflowError, OSError):
         return 0
 
+
+
+DAY_SECONDS = 86400
+
+
+def date_bound(value: str, *, end: bool) -> int:
+    """Unix seconds for a date a user typed; as an ``end`` bound a bare day covers the whole day.
+    Raises ValueError when ``value`` is not a date."""
+    iso = parse_date(value)
+    if not iso:
+        raise ValueError(value)
+    ts = timestamp(iso)
+    return ts + DAY_SECONDS - 1 if end and len(value.strip()) <= 10 else ts

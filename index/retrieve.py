@@ -1,65 +1,37 @@
-"""Passages out: hybrid retrieval over the search snapshot. Dense candidates come from an exact cosine scan
-of the chunk vectors, lexical ones from BM25 over chunks and over single sentences; every candidate is then
-scored on all three signals (min-max normalised over the pool and mixed with fixed weights), lifted when its
-article's date is named in the question, and, when the question names outlets, the results interleave the
-best chunks of each named outlet."""
+"""Passages out: hybrid retrieval over the search snapshot (index/snapshot.py). Dense candidates come from an
+exact cosine scan of the chunk vectors, lexical ones from BM25 over chunks and over single sentences; every
+candidate is then scored on all three signals (min-max normalised over the pool and mixed with fixed weights),
+lifted when its article's date is named in the question, and, when the question names outlets, the results
+interleave the best chunks of each named outlet."""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from index.embed import Embedder
-from index.errors import NewsbotError, first_line
-from index.ingest import rebuild_lexical
-from index.lexical import LexicalIndex
-from index.load import parse_date, timestamp
 from index.query import OutletMatcher, QueryPlan, plan
-from index.store import ChromaStore, read_version_marker
-from index.types import Passage
+from index.snapshot import SearchSnapshot, SnapshotKeeper
+from index.types import NO_FILTERS, Filters, Passage
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Narrow a search to some outlets and/or a publication window (unix seconds, inclusive)."""
-
-    sources: tuple[str, ...] = ()
-    since: int | None = None
-    until: int | None = None
-
-    def mask(self, lex: LexicalIndex) -> np.ndarray | None:
-        if not (self.sources or self.since is not None or self.until is not None):
-            return None
-        keep = np.ones(len(lex), dtype=bool)
-        if self.sources:
-            keep &= np.isin(lex.source_array, list(self.sources))
-        if self.since is not None:
-            keep &= lex.timestamps >= self.since
-        if self.until is not None:
-            keep &= lex.timestamps <= self.until
-        return keep
-
-
-NO_FILTERS = Filters()
-DAY_SECONDS = 86400
-
-
-def date_bound(value: str, *, end: bool) -> int:
-    """Unix seconds for a date a user typed; as an ``end`` bound a bare day covers the whole day.
-    Raises ValueError when ``value`` is not a date."""
-    iso = parse_date(value)
-    if not iso:
-        raise ValueError(value)
-    ts = timestamp(iso)
-    return ts + DAY_SECONDS - 1 if end and len(value.strip()) <= 10 else ts
+def _mask(filters: Filters, snap: SearchSnapshot) -> np.ndarray | None:
+    """Rows the filters keep (None: no filter)."""
+    if not filters:
+        return None
+    keep = np.ones(len(snap), dtype=bool)
+    if filters.sources:
+        keep &= np.isin(snap.source_array, list(filters.sources))
+    if filters.since is not None:
+        keep &= snap.timestamps >= filters.since
+    if filters.until is not None:
+        keep &= snap.timestamps <= filters.until
+    return keep
 
 
 @dataclass(frozen=True)
@@ -75,142 +47,34 @@ class RetrievalConfig:
     outlet_boost: float = 0.3  # added for named outlets when choosing the very first result
     outlet_aware: bool = True
     split_clauses: bool = True  # score sentences against each part of a multi-part question
-    refresh_seconds: float = 2.0
-    # a process already answering waits this long for a snapshot rebuild, then answers from the one it has
-    rebuild_wait_seconds: float = 2.0
 
 
 class Retriever:
-    """Hybrid search over the search snapshot of one store; picks up other processes' writes via the store's
-    version token, read from the version marker file in embedded mode (``version_file``) so that a current
-    snapshot is used without opening Chroma, and from the store itself in server mode."""
+    """Hybrid search over the current search snapshot (``SnapshotKeeper``)."""
 
-    def __init__(self, open_store: Callable[[], ChromaStore], embedder: Embedder, data_dir: Path,
-                 config: RetrievalConfig = RetrievalConfig(), *, version_file: Path | None = None) -> None:
-        self._open_store = open_store
-        self._store: ChromaStore | None = None
+    def __init__(self, snapshots: SnapshotKeeper, embedder: Embedder, config: RetrievalConfig = RetrievalConfig()
+                 ) -> None:
+        self.snapshots = snapshots
         self.embedder = embedder
-        self.data_dir = data_dir
         self.config = config
-        self.version_file = version_file
-        self._lex: LexicalIndex | None = None
         self._matcher = OutletMatcher([])
-        self._checked = 0.0
-        self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None  # a snapshot rebuild running beside the searches
-        self._built: LexicalIndex | None = None  # what the last finished background rebuild produced
-
-    @property
-    def store(self) -> ChromaStore:
-        """The store, opened on first use: only needed when the snapshot has to be rebuilt (or in server mode)."""
-        if self._store is None:
-            self._store = self._open_store()
-        return self._store
-
-    def lexical(self) -> LexicalIndex:
-        """The search snapshot matching the store's current version (loaded or rebuilt as needed)."""
-        with self._lock:
-            now = time.monotonic()
-            if self._lex is not None and now - self._checked < self.config.refresh_seconds:
-                return self._lex
-            version = self._current_version()
-            self._checked = now
-            if self._lex is not None and self._lex.version == version:
-                return self._lex
-            on_disk = LexicalIndex.tag(self.data_dir)  # read before loading: a large snapshot takes seconds
-            if (on_disk is None or on_disk.version != version) and self.version_file is not None:
-                version = self.store.sync_marker()  # the marker may be missing or stale: Chroma has the truth
-                if self._lex is not None and self._lex.version == version:
-                    return self._lex
-            snap = LexicalIndex.load(self.data_dir) if on_disk is not None and on_disk.version == version else None
-            if snap is None or snap.version != version:
-                if self._worker is None or not self._worker.is_alive():
-                    log.info("search snapshot is out of step with the store; rebuilding")
-                # with nothing to answer from, wait for the rebuild; otherwise answer from the snapshot in
-                # hand while a large index rebuilds (minutes at scale) instead of stalling every search
-                snap = self._rebuild() if self._lex is None else self._rebuild_beside(version)
-                if snap is None:  # still rebuilding, or another process is writing: serve the last good one
-                    assert self._lex is not None
-                    return self._lex
-            self._lex = snap
-            self._matcher = OutletMatcher(snap.known_sources)
-            return self._lex
-
-    def expire(self) -> None:
-        """Check the store's version on the next search, however recently it was checked."""
-        with self._lock:
-            self._checked = float("-inf")
-
-    def _current_version(self) -> str | None:
-        """The store's version token: the marker's in embedded mode (None when there is none), else the store's."""
-        if self.version_file is None:
-            return self.store.version()
-        found = read_version_marker(self.version_file)
-        return found.version if found is not None else None
-
-    def _rebuild_beside(self, version: str | None) -> LexicalIndex | None:
-        """Rebuild on a background thread, waiting at most ``rebuild_wait_seconds`` (small indexes are ready by
-        then): the rebuilt snapshot when it is of ``version``, else None while the rebuild still runs. A
-        finished rebuild of another version is dropped (versions are not ordered) and one more started."""
-        deadline = time.monotonic() + self.config.rebuild_wait_seconds
-        for _ in range(2):  # the rebuild already running may be of an older version: then one more
-            if self._worker is None or not self._worker.is_alive():
-                built, self._built = self._built, None
-                if built is not None and built.version == version:
-                    return built
-                self._worker = threading.Thread(target=self._build_in_background, name="newsbot-snapshot-rebuild",
-                                                daemon=True)
-                self._worker.start()
-            self._worker.join(max(0.0, deadline - time.monotonic()))
-            if self._worker.is_alive():
-                return None
-        built, self._built = self._built, None
-        return built if built is not None and built.version == version else None
-
-    def _build_in_background(self) -> None:
-        try:
-            self._built = self._rebuild()
-        except Exception as err:  # the searches go on with the snapshot they have; the next check retries
-            log.warning("could not refresh the search index (%s); still answering from the previous one",
-                        first_line(err))
-            log.debug("background snapshot rebuild failed", exc_info=True)
-
-    def _rebuild(self) -> LexicalIndex | None:
-        """Rebuild the snapshot; a read that collides with another process's write is retried once, then
-        the previous snapshot (if any) stays in use until the next refresh."""
-        for attempt in (1, 2):
-            try:
-                return rebuild_lexical(self.store, self.data_dir)
-            except NewsbotError:
-                raise
-            except Exception as err:  # Chroma's embedded mode is not meant for concurrent writer processes
-                log.debug("snapshot rebuild failed (attempt %d)", attempt, exc_info=True)
-                if attempt == 1:
-                    time.sleep(0.5)
-                    continue
-                if self._lex is not None:
-                    log.warning("could not refresh the search index (%s); still answering from the previous one",
-                                first_line(err))
-                    return None
-                raise NewsbotError("the index is being written by another process and could not be read; try "
-                                   "again, or share one Chroma server between processes (docs/deploy.md)") from err
-        return None
+        snapshots.on_change = lambda snap: setattr(self, "_matcher", OutletMatcher(snap.known_sources))
 
     def plan(self, question: str) -> QueryPlan:
-        self.lexical()
+        self.snapshots.current()
         found = plan(question, self._matcher)
         return found if self.config.outlet_aware else replace(found, outlets=())
 
     def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]:
         """The ``k`` best passages for ``question``, best first; ``score`` is the fused relevance in [0, 1]."""
-        lex = self.lexical()
+        lex = self.snapshots.current()
         if not len(lex):
             return []
         cfg = self.config
         query_plan = self.plan(question)
         vector = self.embedder.embed([question])[0]
         dense = lex.dense(vector)
-        allowed = filters.mask(lex)
+        allowed = _mask(filters, lex)
         chunk_bm25 = lex.scores(question)
         sentence_scores = _memo(lex.sentence_scores)  # clauses, phrases and the question often coincide
         # each part of a multi-part question pulls its own best-matching sentence

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import NewsbotError, first_line
-from index.types import IndexVersion
+from index.types import ChunkMeta
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,6 @@ CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma want
 def version_marker(path: Path, collection: str) -> Path:
     """The file beside an embedded Chroma database that mirrors ``collection``'s version token and model."""
     return path / f"newsbot-version-{collection}.json"
-
-
-def read_version_marker(marker: Path) -> IndexVersion | None:
-    """The version token and embedding model recorded in ``marker``; None when it is missing or unreadable."""
-    try:
-        found = json.loads(marker.read_text())
-        return IndexVersion(str(found["version"]), str(found.get("embedding_model", "")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -68,7 +59,7 @@ class ChunkRecord:
 
     id: str
     text: str
-    meta: dict[str, Any]
+    meta: ChunkMeta
     vector: np.ndarray | None = None
 
 
@@ -215,7 +206,7 @@ class ChromaStore:
         for i in range(0, len(records), batch):
             part = records[i:i + batch]
             self._chunks.add(ids=[r.id for r, _ in part], documents=[r.text for r, _ in part],
-                             metadatas=[r.meta for r, _ in part],
+                             metadatas=[r.meta.as_dict() for r, _ in part],
                              embeddings=np.asarray([v for _, v in part], dtype=np.float32))
         self._catalog.upsert(ids=ids, embeddings=[CATALOG_VECTOR] * len(ids),
                              metadatas=[{**meta, "state": "ok"} for meta, _, _ in items])
@@ -253,7 +244,7 @@ class ChromaStore:
             for k, (id_, doc, meta) in enumerate(zip(res["ids"], res["documents"] or [], res["metadatas"] or [],
                                                      strict=False)):
                 vec = np.asarray(embs[k], dtype=np.float32) if embs is not None else None
-                yield ChunkRecord(id_, doc or "", dict(meta or {}), vec)
+                yield ChunkRecord(id_, doc or "", ChunkMeta.from_dict(meta or {}), vec)
             if len(res["ids"]) < PAGE:
                 return
             offset += PAGE
@@ -262,7 +253,7 @@ class ChromaStore:
         if not ids:
             return {}
         res = self._chunks.get(ids=list(ids), include=["documents", "metadatas"])
-        return {i: ChunkRecord(i, d or "", dict(m or {}))
+        return {i: ChunkRecord(i, d or "", ChunkMeta.from_dict(m or {}))
                 for i, d, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False)}
 
 

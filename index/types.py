@@ -37,6 +37,63 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class ChunkMeta:
+    """What the index stores with each chunk: its article's metadata and where the chunk sits in the body."""
+
+    article_id: str
+    title: str = ""
+    source: str = ""
+    url: str = ""
+    author: str = ""
+    category: str = ""
+    published_at: str = ""  # ISO 8601, "" when unknown
+    published_ts: int = 0  # unix seconds of published_at (0 when unknown): Chroma filters ranges on numbers
+    position: int = 0  # the chunk's place in the article
+    start: int = 0  # character offsets into the article body
+    end: int = 0
+    tokens: int = 0  # model tokens of the chunk text
+    content_hash: str = ""  # of the whole article as ingested
+    extra: Metadata = field(default_factory=dict)  # the article's other scalar fields
+
+    @property
+    def day(self) -> str:
+        return self.published_at[:10]
+
+    def as_dict(self) -> dict[str, str | int | float | bool]:
+        """Flat scalar metadata, as Chroma stores it (the article's extra fields first, ours win)."""
+        out: dict[str, str | int | float | bool] = dict(self.extra)
+        out.update(article_id=self.article_id, title=self.title, source=self.source, url=self.url,
+                   author=self.author, category=self.category, published_at=self.published_at,
+                   published_ts=self.published_ts, position=self.position, start=self.start, end=self.end,
+                   tokens=self.tokens, content_hash=self.content_hash)
+        return out
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, Any]) -> ChunkMeta:
+        """Read back what ``as_dict`` wrote (missing keys take their defaults; unknown ones go to ``extra``)."""
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        ints = {"published_ts", "position", "start", "end", "tokens"}
+        values: dict[str, Any] = {k: (int(meta[k] or 0) if k in ints else str(meta[k] if meta[k] is not None else ""))
+                                  for k in known if k in meta}
+        values.setdefault("article_id", "")
+        extra = {k: v for k, v in meta.items() if k not in known and isinstance(v, str | int | float | bool)}
+        return cls(**values, extra=extra)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a chunk as indexed: its text, stemmed terms and whether it is quotable prose."""
+
+    text: str
+    terms: tuple[str, ...] = ()
+    kind: str = "prose"  # index.prose's verdict: "prose" is quotable; anything else is not
+
+    @property
+    def quotable(self) -> bool:
+        return self.kind == "prose"
+
+
+@dataclass(frozen=True)
 class Passage:
     """A retrieved chunk with its score and the article metadata a citation needs."""
 
@@ -49,10 +106,10 @@ class Passage:
     url: str = ""
     published_at: str = ""
     position: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: ChunkMeta | None = None
     dense: float = 0.0  # cosine similarity to the question
     lexical: float = 0.0  # BM25 score
-    sentences: tuple[str, ...] = ()  # the chunk's sentences, as split when it was indexed
+    sentences: tuple[Sentence, ...] = ()  # the chunk's sentences, as split and classified when it was indexed
 
 
 @dataclass(frozen=True)
@@ -74,3 +131,40 @@ class LoadError:
     def __str__(self) -> str:
         where = f"{self.path}, record {self.record}" if self.record else self.path
         return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Narrow a search to some outlets and/or a publication window (unix seconds, inclusive)."""
+
+    sources: tuple[str, ...] = ()
+    since: int | None = None
+    until: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.sources) or self.since is not None or self.until is not None
+
+
+NO_FILTERS = Filters()
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What an index holds."""
+
+    articles: int
+    chunks: int
+    sources: tuple[str, ...]
+    first_published: str | None
+    last_published: str | None
+    data_dir: str
+    chroma_mode: str
+    chroma_location: str
+    embedding_model: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The documented ``stats --json`` shape."""
+        return {"articles": self.articles, "chunks": self.chunks, "sources": list(self.sources),
+                "first_published": self.first_published, "last_published": self.last_published,
+                "data_dir": self.data_dir, "chroma": {"mode": self.chroma_mode, "location": self.chroma_location},
+                "embedding_model": self.embedding_model}

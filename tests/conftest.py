@@ -2,24 +2,78 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import logging
+import ipaddress
 import os
-import re
-import shutil
-import sys
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
-SAMPLE = ROOT / "data" / "trump-kim-letter.txt"
-SECRET_VARS = ("DISCORD_TOKEN", "NEWSBOT_LLM_API_KEY", "OPENAI_API_KEY")
+from tests.fakes import (
+    FIXTURES,
+    ROOT,
+    SAMPLE,
+    SECRET_VARS,
+    HashEmbedder,
+    NetworkBlocked,
+    in_process_cli,
+    make_settings,
+)
+
+__all__ = ["FIXTURES", "ROOT", "SAMPLE", "SECRET_VARS", "HashEmbedder", "make_settings"]
+
+
+def _loopback(host: object) -> bool:
+    if host is None or host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return str(host).endswith(".localhost")
+
+
+def _literal(host: object) -> bool:
+    try:
+        ipaddress.ip_address(str(host).split("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """No test reaches the internet: sockets connect only to loopback (or Unix sockets), and only loopback names
+    resolve. Subprocesses are the product's own commands, started with loopback addresses only."""
+    connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+    def check(sock: socket.socket, address: Any) -> None:
+        if sock.family != getattr(socket, "AF_UNIX", None) and not _loopback(address[0]):
+            raise NetworkBlocked(f"tests may only connect to loopback, not {address[0]!r}")
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        check(self, address)
+        return connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        check(self, address)
+        return connect_ex(self, address)
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if not (_loopback(name) or _literal(name)):  # an address literal resolves without asking anyone
+            raise NetworkBlocked(f"tests may only resolve loopback names, not {host!r}")
+        return getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = guarded_getaddrinfo  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)
@@ -29,33 +83,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("NEWSBOT_") or name in SECRET_VARS:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-
-
-class HashEmbedder:
-    """A deterministic bag-of-words embedding that really ranks (shared words → higher cosine); test seam only."""
-
-    name = "test/hash-bow"
-    dim = 256
-
-    def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        ids, offsets = [], []
-        for m in re.finditer(r"\w+|[^\w\s]", text):
-            ids.append(int(hashlib.md5(m.group().lower().encode()).hexdigest()[:6], 16) % 30000 + 1000)
-            offsets.append((m.start(), m.end()))
-        return ids, offsets
-
-    def embed_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
-        out = np.zeros((len(batch), self.dim), dtype=np.float32)
-        for i, ids in enumerate(batch):
-            for t in ids:
-                out[i, t % self.dim] += 1.0
-            norm = np.linalg.norm(out[i])
-            if norm:
-                out[i] /= norm
-        return out
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed_ids([self.tokenize(t)[0] for t in texts])
 
 
 @pytest.fixture
@@ -80,25 +107,19 @@ def real_embedder(model_cache: Path):  # type: ignore[no-untyped-def]
     return MiniLM(model_cache)
 
 
-def make_settings(data_dir: Path, **kw: object):  # type: ignore[no-untyped-def]
-    from bot.settings import Settings
-
-    return Settings(_env_file=None, data_dir=data_dir, **kw)  # type: ignore[call-arg]
-
-
 @pytest.fixture
 def fast_app(tmp_path: Path, hash_embedder: HashEmbedder):  # type: ignore[no-untyped-def]
     """An App over a real Chroma in a temp dir, with the hash embedder."""
-    from bot.app import App
+    from bot.wiring import Services
 
-    return App(make_settings(tmp_path / "data"), embedder=hash_embedder)
+    return Services(make_settings(tmp_path / "data"), embedder=hash_embedder)
 
 
 @pytest.fixture
 def real_app(tmp_path: Path, real_embedder):  # type: ignore[no-untyped-def]
-    from bot.app import App
+    from bot.wiring import Services
 
-    return App(make_settings(tmp_path / "data"), embedder=real_embedder)
+    return Services(make_settings(tmp_path / "data"), embedder=real_embedder)
 
 
 @pytest.fixture
@@ -108,33 +129,6 @@ def cli_env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
     env["NEWSBOT_DATA_DIR"] = str(tmp_path / "cli-data")
     env["NEWSBOT_MODEL_CACHE_DIR"] = str(model_cache)
     return env
-
-
-def copy_sample(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(SAMPLE, dest / SAMPLE.name))
-
-
-def in_process_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    """``run(*args, stdin="")`` calls ``bot.cli.main`` in this process and returns (exit code, stdout, stderr);
-    the log handlers main() adds are removed again after each call."""
-    from bot.cli import main
-
-    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        root = logging.getLogger()
-        before = list(root.handlers)
-        try:
-            code = main(list(args))
-        finally:
-            for h in root.handlers[:]:
-                if h not in before:
-                    root.removeHandler(h)
-                    h.close()
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from bot import discord_render as render
 from bot.discord_bot import DiscordConfig, NewsBot
 from bot.types import Answer, Citation, Statement
-from tests.test_discord import (
+from tests.fakes import (
     ME,
     ScriptedApp,
     make_bot,
@@ -60,7 +60,7 @@ def count_pings(events: list[Any]) -> int:
 
 
 class BombApp(ScriptedApp):
-    """A scripted App (fake of bot.app.App) whose answers carry mention bombs everywhere an article's or an
+    """A scripted answerer (fake of our Asker seam) whose answers carry mention bombs everywhere an article's or an
     LLM's text can reach: the statement (which also echoes the question), title, outlet, quotes and passages."""
 
     def ask(self, question: str, history: Any = None, **kwargs: Any) -> Answer:
@@ -176,9 +176,9 @@ async def test_mentions_inside_a_real_indexed_article_never_ping(fast_app: Any, 
         "body": f"The harbour ferry crews went on strike on Monday {BOMB} over pay. "
                 f"Union leaders said the harbour ferry strike would last a week <@&42> @everyone. "
                 "Commuters crowded the bridge instead."}) + "\n")
-    assert fast_app.ingest(fast_app.load([corpus])).new == 1
+    assert fast_app.index.ingest(fast_app.index.load([corpus])).new == 1
     events: list[Any] = []
-    bot = NewsBot(fast_app, DiscordConfig(feedback_path=None))
+    bot = NewsBot(fast_app.answerer, fast_app.index, DiscordConfig(feedback_path=None))
     await slash(bot, "ask", make_interaction(events), "why did the harbour ferry crews strike?")
     await slash(bot, "sources", make_interaction(events, user_id=2))
     texts = [text_of(e) for e in sends(events)]
@@ -189,9 +189,10 @@ async def test_mentions_inside_a_real_indexed_article_never_ping(fast_app: Any, 
 # -- very long questions ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("length", [2_001, 10_000])
 async def test_very_long_questions_get_a_clear_refusal(fast_app: Any, length: int) -> None:
-    fast_app.ingest(fast_app.load([Path(__file__).parent / "fixtures" / "articles.jsonl"]))
+    fast_app.index.ingest(fast_app.index.load([Path(__file__).parent / "fixtures" / "articles.jsonl"]))
     events: list[Any] = []
-    bot = NewsBot(fast_app, DiscordConfig(feedback_path=None, cooldown_seconds=0, threads=False))
+    bot = NewsBot(fast_app.answerer, fast_app.index,
+                  DiscordConfig(feedback_path=None, cooldown_seconds=0, threads=False))
     await slash(bot, "ask", make_interaction(events), ("why is it so " * 1000)[: length - 1] + "?")
     refusal = text_of(sends(events)[-1])
     assert refusal.startswith(f"the question is {length:,} characters; the limit is 2,000")

@@ -6,7 +6,7 @@ from index.chunk import chunk_article, split_sentences
 from index.ingest import ChunkingConfig, prepare
 from index.load import load_paths
 from index.types import Article
-from tests.conftest import SAMPLE
+from tests.fakes import SAMPLE
 
 
 def test_sentences_split_on_punctuation_and_lines() -> None:

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index.lexical import Bm25, LexicalIndex, tokenize
-from index.store import read_version_marker
+from index.lexical import Bm25, tokenize
+from index.snapshot import SearchSnapshot
+from index.snapshot import read_marker as read_version_marker
 from index.types import Article, IndexVersion
-from tests.conftest import FIXTURES, ROOT, HashEmbedder, make_settings
+from tests.fakes import FIXTURES, ROOT, HashEmbedder, make_settings
 
 HEAVY = ("chromadb", "bm25s", "scipy")
 
@@ -25,7 +26,7 @@ HEAVY = ("chromadb", "bm25s", "scipy")
 FRESH_ASK = """
 import json, sys
 import index.embed
-from tests.conftest import HashEmbedder
+from tests.fakes import HashEmbedder
 index.embed.MiniLM = lambda *a, **k: HashEmbedder()
 from bot.cli import main
 code = main(["ask", "--json", sys.argv[1]])
@@ -34,20 +35,20 @@ print(json.dumps({"code": code, "heavy": sorted({m.split(".")[0] for m in sys.mo
 
 
 def _articles(app: Any) -> list[Article]:
-    return [a for a in app.load([FIXTURES / "articles.jsonl"]) if isinstance(a, Article)]
+    return [a for a in app.index.load([FIXTURES / "articles.jsonl"]) if isinstance(a, Article)]
 
 
 def _app(data: Path, **kw: Any) -> Any:
-    from bot.app import App
+    from bot.wiring import Services
 
-    return App(make_settings(data, **{"index_refresh_seconds": 0.0, **kw}), embedder=HashEmbedder())
+    return Services(make_settings(data, **{"index_refresh_seconds": 0.0, **kw}), embedder=HashEmbedder())
 
 
 def _never_open_chroma(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any) -> Any:
         raise AssertionError("Chroma was opened")
 
-    monkeypatch.setattr(app, "_open_store", refuse)
+    monkeypatch.setattr(app.index, "_open_store", refuse)
 
 
 def test_ask_in_a_fresh_process_imports_neither_chromadb_nor_bm25s(cli: Any) -> None:
@@ -64,11 +65,11 @@ def test_ask_in_a_fresh_process_imports_neither_chromadb_nor_bm25s(cli: Any) -> 
 
 def test_writes_record_the_version_in_the_marker_file(tmp_path: Path) -> None:
     app = _app(tmp_path / "data")
-    app.ingest(_articles(app))
-    marker = read_version_marker(app.version_file)
-    assert marker is not None and marker.version == app.store.version() != ""
+    app.index.ingest(_articles(app))
+    marker = read_version_marker(app.index.layout.version_file)
+    assert marker is not None and marker.version == app.index.store.version() != ""
     assert marker.embedding_model == "test/hash-bow"
-    tag = LexicalIndex.tag(app.lexical_dir)
+    tag = SearchSnapshot.tag(app.index.layout.snapshot_dir)
     assert tag is not None and (tag.version, tag.embedding_model) == (marker.version, marker.embedding_model)
 
 
@@ -77,27 +78,27 @@ def test_reader_picks_up_another_writers_change_without_opening_chroma(tmp_path:
     data = tmp_path / "data"
     writer = _app(data)
     articles = _articles(writer)
-    writer.ingest(articles[:5])
+    writer.index.ingest(articles[:5])
     reader = _app(data)
     _never_open_chroma(reader, monkeypatch)
-    assert all(p.article_id != articles[5].id for p in reader.retriever.search("museum textile loom", k=10))
+    assert all(p.article_id != articles[5].id for p in reader.index.search("museum textile loom", k=10))
 
-    writer.ingest(articles)  # moves the marker and saves the rebuilt snapshot into the shared data dir
-    hits = reader.retriever.search("museum textile loom", k=3)
+    writer.index.ingest(articles)  # moves the marker and saves the rebuilt snapshot into the shared data dir
+    hits = reader.index.search("museum textile loom", k=3)
     assert hits[0].article_id == articles[5].id
-    assert reader.retriever.lexical().version == read_version_marker(reader.version_file).version  # type: ignore[union-attr]
+    assert reader.index.snapshots.current().version == read_version_marker(reader.index.layout.version_file).version  # type: ignore[union-attr]
 
 
 def test_own_writes_are_seen_at_once(tmp_path: Path) -> None:
     app = _app(tmp_path / "data", index_refresh_seconds=60.0)
     articles = _articles(app)
-    app.ingest(articles[:5])
+    app.index.ingest(articles[:5])
     question = "museum textile loom"
-    assert all(p.article_id != articles[5].id for p in app.retriever.search(question, k=10))
-    app.ingest([articles[5]])
-    assert app.retriever.search(question, k=1)[0].article_id == articles[5].id
-    app.forget(articles[5].id)
-    assert all(p.article_id != articles[5].id for p in app.retriever.search(question, k=10))
+    assert all(p.article_id != articles[5].id for p in app.index.search(question, k=10))
+    app.index.ingest([articles[5]])
+    assert app.index.search(question, k=1)[0].article_id == articles[5].id
+    app.index.forget(articles[5].id)
+    assert all(p.article_id != articles[5].id for p in app.index.search(question, k=10))
 
 
 def test_a_running_reader_answers_from_its_snapshot_while_a_slow_rebuild_runs(
@@ -107,35 +108,35 @@ def test_a_running_reader_answers_from_its_snapshot_while_a_slow_rebuild_runs(
     from dataclasses import replace
 
     import index.ingest
-    import index.retrieve
+    import index.snapshot
 
     data = tmp_path / "data"
     writer = _app(data)
     articles = _articles(writer)
-    writer.ingest(articles[:5])
+    writer.index.ingest(articles[:5])
     reader = _app(data)
-    reader.retriever.config = replace(reader.retriever.config, rebuild_wait_seconds=0.05)
-    before = reader.retriever.lexical().version
+    reader.index.snapshots.config = replace(reader.index.snapshots.config, rebuild_wait_seconds=0.05)
+    before = reader.index.snapshots.current().version
     release = threading.Event()
-    real = index.retrieve.rebuild_lexical
+    real = index.snapshot.rebuild
 
     def slow(store: Any, d: Path) -> Any:
         assert release.wait(20), "the test never released the rebuild"
         return real(store, d)
 
-    monkeypatch.setattr(index.retrieve, "rebuild_lexical", slow)
-    monkeypatch.setattr(index.ingest, "rebuild_lexical", lambda store, d: None)  # the writer never saves one
-    writer.ingest([articles[5]])
+    monkeypatch.setattr(index.snapshot, "rebuild", slow)
+    monkeypatch.setattr(index.ingest, "rebuild_snapshot", lambda store, d: None)  # the writer never saves one
+    writer.index.ingest([articles[5]])
     question = "museum textile loom"
     for _ in range(3):  # each search finds the snapshot stale, none waits for the rebuild
-        assert all(p.article_id != articles[5].id for p in reader.retriever.search(question, k=10))
-        assert reader.retriever.lexical().version == before
+        assert all(p.article_id != articles[5].id for p in reader.index.search(question, k=10))
+        assert reader.index.snapshots.current().version == before
     release.set()
-    worker = reader.retriever._worker
+    worker = reader.index.snapshots._worker
     assert worker is not None
     worker.join(60)
-    assert reader.retriever.search(question, k=1)[0].article_id == articles[5].id
-    assert reader.retriever.lexical().version == writer.store.version() != before
+    assert reader.index.search(question, k=1)[0].article_id == articles[5].id
+    assert reader.index.snapshots.current().version == writer.index.store.version() != before
 
 
 def test_marker_moved_without_a_new_snapshot_rebuilds_from_chroma(tmp_path: Path,
@@ -144,20 +145,21 @@ def test_marker_moved_without_a_new_snapshot_rebuilds_from_chroma(tmp_path: Path
     caplog.set_level(logging.DEBUG, logger="index")  # a failed rebuild's traceback is logged at DEBUG
     data = tmp_path / "data"
     writer = _app(data)
-    writer.ingest(_articles(writer))
+    writer.index.ingest(_articles(writer))
     reader = _app(data)
-    before = reader.retriever.lexical().version
-    token = writer.store.bump_version()
-    state = {"before": before, "token": token, "store": writer.store.version(),
-             "marker": read_version_marker(reader.version_file), "snapshot": LexicalIndex.tag(data)}
-    assert token != before and LexicalIndex.tag(data).version == before, str(state)  # type: ignore[union-attr]
-    served = reader.retriever.lexical().version
-    state |= {"served": served, "marker": read_version_marker(reader.version_file), "snapshot": LexicalIndex.tag(data)}
+    before = reader.index.snapshots.current().version
+    token = writer.index.store.bump_version()
+    state = {"before": before, "token": token, "store": writer.index.store.version(),
+             "marker": read_version_marker(reader.index.layout.version_file), "snapshot": SearchSnapshot.tag(data)}
+    assert token != before and SearchSnapshot.tag(data).version == before, str(state)  # type: ignore[union-attr]
+    served = reader.index.snapshots.current().version
+    state |= {"served": served, "marker": read_version_marker(reader.index.layout.version_file),
+              "snapshot": SearchSnapshot.tag(data)}
     assert served == token, str(state)  # str: pytest shortens a dict message
-    assert LexicalIndex.tag(data).version == token, str(state)  # type: ignore[union-attr]
+    assert SearchSnapshot.tag(data).version == token, str(state)  # type: ignore[union-attr]
     # a query only one article answers: "Harbor Tech revenue" is a near tie with the antitrust article
     # (both mention revenue) that flips with the fusion weights, which this test is not about
-    top = reader.retriever.search("record quarterly revenue", k=1)[0]
+    top = reader.index.search("record quarterly revenue", k=1)[0]
     assert top.title == "Harbor Tech reports record quarterly revenue"
 
 
@@ -168,9 +170,9 @@ def test_missing_or_stale_marker_falls_back_to_chroma_and_is_repaired(tmp_path: 
 
     data = tmp_path / "data"
     writer = _app(data)
-    writer.ingest(_articles(writer))
-    truth = writer.store.version()
-    path = writer.version_file
+    writer.index.ingest(_articles(writer))
+    truth = writer.index.store.version()
+    path = writer.index.layout.version_file
     if marker == "missing":
         path.unlink()
     elif marker == "stale":
@@ -178,28 +180,28 @@ def test_missing_or_stale_marker_falls_back_to_chroma_and_is_repaired(tmp_path: 
     else:
         path.write_text("{not json")
     rebuilds: list[Path] = []
-    real = index.retrieve.rebuild_lexical
-    monkeypatch.setattr(index.retrieve, "rebuild_lexical", lambda store, d: rebuilds.append(d) or real(store, d))
+    real = index.snapshot.rebuild
+    monkeypatch.setattr(index.snapshot, "rebuild", lambda store, d: rebuilds.append(d) or real(store, d))
 
     reader = _app(data)
-    hits = reader.retriever.search("Why were water restrictions imposed in the valley?", k=3)
+    hits = reader.index.search("Why were water restrictions imposed in the valley?", k=3)
     assert hits[0].title == "Drought forces water restrictions across the valley"
-    assert reader.retriever.lexical().version == truth
+    assert reader.index.snapshots.current().version == truth
     assert rebuilds == []  # the snapshot on disk matched Chroma: loaded, not rebuilt
     assert read_version_marker(path) == IndexVersion(truth, "test/hash-bow")
 
 
 def test_precision_comes_from_the_marker_without_opening_chroma(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.app import App
+    from bot.wiring import Services
     from index.embed import model_name
     from index.store import ChromaStore
 
     data = tmp_path / "old"
     ChromaStore(path=data / "chroma", embedding_model=model_name("fp32"))  # an index built with fp32
-    app = App(make_settings(data, embed_precision="int8"))
+    app = Services(make_settings(data, embed_precision="int8"))
     _never_open_chroma(app, monkeypatch)
-    assert app.precision == "fp32"
+    assert app.index.precision == "fp32"
 
 
 # -- BM25 scored with numpy alone ----------------------------------------------------------------------------

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from index.load import article_id_for
-from tests.conftest import make_settings
-from tests.test_crash import KILLER, NEWSBOT
+from tests.fakes import KILLER, NEWSBOT, make_settings
 
 BATCHES = 5
 PER_BATCH = 6
@@ -60,17 +59,18 @@ def write_batches(tmp: Path) -> list[tuple[Path, list[str]]]:
 
 def test_answers_never_cite_a_half_written_article(tmp_path: Path, cli_env: dict[str, str], model_cache: Path) -> None:
     """Embedded Chroma: the writer is a thread of this process with its own App."""
-    from bot.app import App
+    from bot.wiring import Services
 
     batches = write_batches(tmp_path)
     data = tmp_path / "shared-data"
     env = {**cli_env, "NEWSBOT_DATA_DIR": str(data)}
     prepare(env, batches)
-    app = App(make_settings(data, index_refresh_seconds=0.0, model_cache_dir=model_cache))  # the model the CLI used
-    writer_app = App(make_settings(data, model_cache_dir=model_cache), embedder=app.embedder)
+    # the model the CLI used
+    app = Services(make_settings(data, index_refresh_seconds=0.0, model_cache_dir=model_cache))
+    writer_app = Services(make_settings(data, model_cache_dir=model_cache), embedder=app.index.embedder)
 
     def write(path: Path) -> None:
-        report = writer_app.ingest(writer_app.load([path]))
+        report = writer_app.index.ingest(writer_app.index.load([path]))
         assert report.new == PER_BATCH and not report.errors, report
 
     ask_while_writing(app, batches, write)
@@ -79,7 +79,7 @@ def test_answers_never_cite_a_half_written_article(tmp_path: Path, cli_env: dict
 def test_against_a_chroma_server_writer_processes_and_a_reader(tmp_path: Path, cli_env: dict[str, str],
                                                               model_cache: Path) -> None:
     """A Chroma server: the writers are ``newsbot ingest`` processes, the reader this process."""
-    from bot.app import App
+    from bot.wiring import Services
     from tests.test_server_mode import _free_port, running_chroma
 
     batches = write_batches(tmp_path)
@@ -87,7 +87,7 @@ def test_against_a_chroma_server_writer_processes_and_a_reader(tmp_path: Path, c
         server_env = {"NEWSBOT_CHROMA_HOST": server.host, "NEWSBOT_CHROMA_PORT": str(server.port)}
         env = {**cli_env, "NEWSBOT_DATA_DIR": str(tmp_path / "writer"), **server_env}
         prepare(env, batches)
-        app = App(make_settings(tmp_path / "reader", index_refresh_seconds=0.0, model_cache_dir=model_cache,
+        app = Services(make_settings(tmp_path / "reader", index_refresh_seconds=0.0, model_cache_dir=model_cache,
                                 chroma_host=server.host, chroma_port=server.port))
 
         def write(path: Path) -> None:
@@ -130,14 +130,14 @@ def ask_while_writing(app: Any, batches: list[tuple[Path, list[str]]], write: An
     try:
         while not done.is_set() or len(answers) < 8:
             i = rng.randrange(len(batches) * PER_BATCH)
-            answer = app.ask(f"What was decided about the {codeword(i)} affair?")  # raises on any error
+            answer = app.answerer.ask(f"What was decided about the {codeword(i)} affair?")  # raises on any error
             answers.append(answer)
             shown = {c.article_id for c in answer.citations} | {p.article_id for p in answer.passages}
             assert not shown & poison, "an uncommitted article was shown"
-            catalog = app.store.catalog(sorted(shown))
+            catalog = app.index.store.catalog(sorted(shown))
             for aid in shown:  # every article an answer shows has its catalogue record and all its chunks
                 assert aid in catalog, aid
-                stored = app.store.get_chunks([f"{aid}:{n}" for n in range(catalog[aid].n_chunks)])
+                stored = app.index.store.get_chunks([f"{aid}:{n}" for n in range(catalog[aid].n_chunks)])
                 assert len(stored) == catalog[aid].n_chunks, aid
             checked_articles |= shown
     finally:
@@ -146,13 +146,13 @@ def ask_while_writing(app: Any, batches: list[tuple[Path, list[str]]], write: An
     assert len(answers) >= 8
     # the writes were visible while answering: the last batch is answered once it is in
     last = batches[-1][1]
-    final = app.ask(f"What was decided about the {codeword((len(batches) - 1) * PER_BATCH)} affair?")
+    final = app.answerer.ask(f"What was decided about the {codeword((len(batches) - 1) * PER_BATCH)} affair?")
     assert final.citations and final.citations[0].article_id == last[0]
     # the poisoned batch's chunks really are in the store, yet never surfaced
-    orphans = [c for c in app.store.iter_chunks() if c.meta.get("article_id") in poison]
-    assert orphans and not poison & set(app.store.catalog())
+    orphans = [c for c in app.index.store.iter_chunks() if c.meta.article_id in poison]
+    assert orphans and not poison & set(app.index.store.catalog())
     for j in range(PER_BATCH):
-        answer = app.ask(f"What was decided about the {codeword(POISON * PER_BATCH + j)} affair?")
+        answer = app.answerer.ask(f"What was decided about the {codeword(POISON * PER_BATCH + j)} affair?")
         assert not {p.article_id for p in answer.passages} & poison
     CHECKED["answers"] += len(answers)
     print(f"\nconcurrent answers checked: {len(answers)}, articles verified complete: {len(checked_articles)}")
@@ -162,12 +162,12 @@ def test_embedded_writer_processes_and_a_running_reader(tmp_path: Path, cli_env:
                                                         model_cache: Path) -> None:
     """One embedded data dir, writers in other processes: a read that collides with a write keeps the previous
     search snapshot (no error), and the reader still never shows a half-written article."""
-    from bot.app import App
+    from bot.wiring import Services
 
     batches = write_batches(tmp_path)
     env = {**cli_env, "NEWSBOT_DATA_DIR": str(tmp_path / "shared")}
     prepare(env, batches)
-    app = App(make_settings(tmp_path / "shared", index_refresh_seconds=0.0, model_cache_dir=model_cache))
+    app = Services(make_settings(tmp_path / "shared", index_refresh_seconds=0.0, model_cache_dir=model_cache))
 
     def write(path: Path) -> None:
         proc = subprocess.run([*NEWSBOT, "ingest", str(path)], env=env, capture_output=True, text=True, timeout=300)

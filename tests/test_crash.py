@@ -18,47 +18,24 @@ from typing import Any
 import pytest
 
 from index.load import article_id_for
-from tests.conftest import ROOT, SECRET_VARS
+from tests.fakes import KILLER, NEWSBOT, ROOT, SECRET_VARS
 
-NEWSBOT = [sys.executable, "-m", "bot"]
 MULTIHOP = ROOT.parent / "shared" / "data" / "multihop-rag" / "corpus.json.gz"
 SUBSET = 40  # articles: two ingest batches, so a crash can fall between a committed batch and the next
 BODY_CHARS = 1200
 KILLS = {"ingest": 0, "forget": 0}
 
-# Runs the real command with one chromadb Collection method wrapped: the process SIGKILLs itself right before
-# (or right after) the Nth call of that method on the chunk collection or on the article catalogue.
-KILLER = """
-import os, signal, sys
-from chromadb.api.models.Collection import Collection
-method, target, nth, when = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-original = getattr(Collection, method)
-calls = [0]
-def wrapped(self, *args, **kwargs):
-    mine = self.name.endswith("_articles") == (target == "catalogue")
-    if mine:
-        calls[0] += 1
-    if mine and calls[0] == nth and when == "before":
-        os.kill(os.getpid(), signal.SIGKILL)
-    result = original(self, *args, **kwargs)
-    if mine and calls[0] == nth and when == "after":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return result
-setattr(Collection, method, wrapped)
-from bot.cli import main
-sys.exit(main(sys.argv[5:]))
-"""
-
 STATE = """
 import json
-from bot.app import App
+from bot.wiring import Services
 from bot.settings import load_settings
-app = App(load_settings())
-chunks = sorted((r.id, r.text, r.meta.get("article_id")) for r in app.store.iter_chunks())
-catalog = sorted((a.id, a.n_chunks, a.content_hash) for a in app.store.catalog().values())
-snapshot = sorted(app.retriever.lexical().ids)
-print(json.dumps({"chunks": chunks, "catalog": catalog, "snapshot": snapshot, "articles": app.stats()["articles"],
-                  "chunk_count": app.store.chunk_count()}))
+app = Services(load_settings())
+chunks = sorted((r.id, r.text, r.meta.article_id) for r in app.index.store.iter_chunks())
+catalog = sorted((a.id, a.n_chunks, a.content_hash) for a in app.index.store.catalog().values())
+snapshot = sorted(app.index.snapshots.current().ids)
+print(json.dumps({"chunks": chunks, "catalog": catalog, "snapshot": snapshot,
+                  "articles": app.index.stats().articles,
+                  "chunk_count": app.index.store.chunk_count()}))
 """
 
 

@@ -18,118 +18,35 @@ from discord import app_commands
 
 from bot import discord_render as render
 from bot.conversation import Turn
-from bot.discord_bot import AnswerView, DiscordConfig, Gate, NewsBot
-from bot.types import Answer, Citation, Statement
+from bot.discord_bot import AnswerView, DiscordConfig, NewsBot
+from bot.discord_policy import Conversations, Gate
 from index.errors import NewsbotError
-from index.retrieve import NO_FILTERS, Filters
-
-FIXTURES = Path(__file__).parent / "fixtures"
-ME = 4242
-
-
-# -- a scripted App (a fake of our own seam, bot.app.App; returns real Answer objects) ----------------------------
-class ScriptedApp:
-    """Stands in for ``bot.app.App``: answers every question with a real ``Answer`` and records the calls."""
-
-    def __init__(self, events: list[Any] | None = None, *, delay: float = 0.0, error: Exception | None = None,
-                 gate: threading.Event | None = None, outlets: list[str] | None = None) -> None:
-        self.events = events if events is not None else []
-        self.delay, self.error, self.gate = delay, error, gate
-        self.outlets = outlets if outlets is not None else ["Market Wire", "Riverside Gazette"]
-        self.calls: list[tuple[str, list[Turn], Filters]] = []
-
-    def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
-            filters: Filters = NO_FILTERS) -> Answer:
-        self.calls.append((question, list(history or []), filters))
-        self.events.append(("ask", question))
-        if self.gate is not None:
-            assert self.gate.wait(10)
-        time.sleep(self.delay)
-        if self.error is not None:
-            raise self.error
-        standalone = f"{question} (following up on: {history[-1].standalone})" if history else question
-        return make_answer(question, standalone)
-
-    def stats(self) -> dict[str, Any]:
-        return {"articles": 6, "chunks": 9, "sources": self.outlets, "first_published": "2024-03-04T09:00:00+00:00",
-                "last_published": "2024-07-22T07:15:00+00:00"}
-
-
-def make_answer(question: str, standalone: str = "", text: str = "The council voted 7-2 @everyone.") -> Answer:
-    c = Citation(n=1, article_id="a1", chunk_id="a1:0", title="Council approves bike lanes", source="Riverside Gazette",
-                 url="https://gazette.example/bike", published_at="2024-03-04T09:00:00+00:00",
-                 quotes=("The city council voted 7-2 on Monday.",), score=0.9)
-    return Answer(question=question, statements=(Statement(text, (1,)),), citations=(c,), abstained=False,
-                  standalone_question=standalone or question)
-
-
-# -- spec'd discord.py objects ---------------------------------------------------------------------------------
-def make_interaction(events: list[Any], *, user_id: int = 1, guild_id: int | None = 10, channel_id: int = 20,
-                     channel: Any = None) -> MagicMock:
-    """A ``discord.Interaction`` whose response and follow-up webhook are spec'd too; calls land in ``events``."""
-    it = MagicMock(spec=discord.Interaction)
-    it.user = MagicMock(spec=discord.Member)
-    it.user.id = user_id
-    it.guild_id, it.channel_id = guild_id, channel_id
-    it.channel = channel if channel is not None else MagicMock(spec=discord.TextChannel)
-    response = MagicMock(spec=discord.InteractionResponse)
-    state = {"done": False}
-    response.is_done.side_effect = lambda: state["done"]
-
-    def recorder(name: str, finishes: bool = False):  # type: ignore[no-untyped-def]
-        async def record(*args: Any, **kwargs: Any) -> Any:
-            events.append((name, args, kwargs))
-            if finishes:
-                state["done"] = True
-            return MagicMock(spec=discord.WebhookMessage)
-        return record
-
-    response.defer.side_effect = recorder("defer", True)
-    response.send_message.side_effect = recorder("send_message", True)
-    it.response = response
-    it.followup = MagicMock(spec=discord.Webhook)
-    it.followup.send.side_effect = recorder("followup")
-    it.edit_original_response.side_effect = recorder("edit_original")
-    return it
-
-
-def sends(events: list[Any]) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
-    return [e for e in events if e[0] in ("send_message", "followup", "edit_original", "reply", "send")]
-
-
-def text_of(event: tuple[str, tuple[Any, ...], dict[str, Any]]) -> str:
-    return event[1][0] if event[1] else event[2].get("content", "")
-
-
-def assert_never_pings(events: list[Any]) -> None:
-    out = sends(events)
-    assert out, "nothing was sent"
-    for name, _, kwargs, *_ in out:
-        am = kwargs.get("allowed_mentions")
-        assert isinstance(am, discord.AllowedMentions), name
-        assert (am.everyone, am.users, am.roles, am.replied_user) == (False, False, False, False), name
-
-
-def make_bot(app: Any, tmp_path: Path, clock: list[float] | None = None, **config: Any) -> NewsBot:
-    t = clock if clock is not None else [1000.0]
-    cfg = DiscordConfig(feedback_path=tmp_path / "feedback.jsonl", **config)
-    return NewsBot(app, cfg, clock=lambda: t[0])
-
-
-async def slash(bot: NewsBot, name: str, interaction: Any, *args: Any, **kwargs: Any) -> None:
-    """Invoke a registered slash command's callback, as discord.py would after parsing the options."""
-    command = bot.tree.get_command(name)
-    assert isinstance(command, app_commands.Command)
-    await command.callback(interaction, *args, **kwargs)  # type: ignore[arg-type]
+from tests.fakes import (
+    FIXTURES,
+    ME,
+    ScriptedApp,
+    assert_never_pings,
+    make_answer,
+    make_bot,
+    make_channel,
+    make_interaction,
+    make_message,
+    me_user,
+    sends,
+    slash,
+    text_of,
+)
 
 
 # -- /ask ------------------------------------------------------------------------------------------------------
-async def test_spec_catches_wrong_attributes() -> None:
-    it = make_interaction([])
-    with pytest.raises(AttributeError):
-        it.respond  # noqa: B018
-    with pytest.raises(AttributeError):
-        it.response.reply  # noqa: B018
+def test_conversations_keep_the_last_turns_of_the_most_recent_threads() -> None:
+    memory = Conversations(most=2, turns=2)
+    for key in (1, 2):
+        for i in range(3):
+            memory.add(key, Turn(f"q{key}.{i}", f"q{key}.{i}"))
+    assert [t.question for t in memory.history(1)] == ["q1.1", "q1.2"]  # only the last two turns
+    memory.start(3)  # thread 2 is now the least recently used: dropped
+    assert 2 not in memory and 1 in memory and 3 in memory and memory.history(2) == []
 
 
 async def test_ask_defers_first_then_answers_by_followup(tmp_path: Path) -> None:
@@ -320,7 +237,7 @@ async def test_tree_errors_are_answered(tmp_path: Path) -> None:
 async def test_setup_syncs_commands_to_the_dev_server_and_warms_up_off_the_loop(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     warmed: list[int] = []
-    bot = NewsBot(ScriptedApp(), DiscordConfig(guild_id=123, feedback_path=None),
+    bot = NewsBot(ScriptedApp(), ScriptedApp(), DiscordConfig(guild_id=123, feedback_path=None),
                   warm_up=lambda: warmed.append(threading.get_ident()))
     sync = AsyncMock(return_value=[])
     monkeypatch.setattr(bot.tree, "sync", sync)
@@ -354,49 +271,6 @@ async def test_buttons_show_passages_and_record_votes_with_retraction(tmp_path: 
 
 
 # -- mentions, threads, DMs ------------------------------------------------------------------------------------
-def me_user() -> MagicMock:
-    me = MagicMock(spec=discord.ClientUser)
-    me.id = ME
-    return me
-
-
-def make_message(events: list[Any], content: str, *, channel: Any, guild_id: int | None = 10,
-                 mentions: list[Any] | None = None, author_id: int = 5, bot_author: bool = False) -> MagicMock:
-    msg = MagicMock(spec=discord.Message)
-    msg.content = content
-    msg.author = MagicMock(spec=discord.Member)
-    msg.author.id, msg.author.bot = author_id, bot_author
-    msg.mentions = mentions or []
-    msg.role_mentions = []
-    msg.channel = channel
-    if guild_id is None:
-        msg.guild = None
-    else:
-        msg.guild = MagicMock(spec=discord.Guild)
-        msg.guild.id = guild_id
-
-    async def reply(*args: Any, **kwargs: Any) -> Any:
-        events.append(("reply", args, kwargs))
-        return MagicMock(spec=discord.Message)
-
-    msg.reply.side_effect = reply
-    return msg
-
-
-def make_channel(events: list[Any], kind: type, channel_id: int, **attrs: Any) -> MagicMock:
-    ch = MagicMock(spec=kind)
-    ch.id = channel_id
-    for k, v in attrs.items():
-        setattr(ch, k, v)
-
-    async def send(*args: Any, **kwargs: Any) -> Any:
-        events.append(("send", args, kwargs, channel_id))
-        return MagicMock(spec=discord.Message)
-
-    ch.send.side_effect = send
-    return ch
-
-
 async def test_mention_opens_a_thread_and_follow_ups_use_the_earlier_turn(tmp_path: Path) -> None:
     events: list[Any] = []
     app = ScriptedApp(events)
@@ -518,9 +392,9 @@ async def test_message_content_intent_follows_the_setting(tmp_path: Path) -> Non
 
 # -- against a real index ----------------------------------------------------------------------------------------
 async def test_real_answer_over_the_fixture_corpus(fast_app) -> None:  # type: ignore[no-untyped-def]
-    fast_app.ingest(fast_app.load([FIXTURES / "articles.jsonl"]))
+    fast_app.index.ingest(fast_app.index.load([FIXTURES / "articles.jsonl"]))
     events: list[Any] = []
-    bot = NewsBot(fast_app, DiscordConfig(feedback_path=None))
+    bot = NewsBot(fast_app.answerer, fast_app.index, DiscordConfig(feedback_path=None))
     await slash(bot, "ask", make_interaction(events), "How did the city council vote on the bike lanes?")
     await slash(bot, "sources", make_interaction(events, user_id=2))
     answer_text = text_of(events[1])

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot import discord_render as r
 from bot.types import Answer, Citation, Statement
+from index.types import IndexStats
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER_OR_LINK = re.compile(r"\[(?:\\.|[^\]\\\n])*\]\(<[^>\s]*>\)|(?:\[\d+\])+(?!\()")
@@ -173,11 +174,16 @@ def test_ordinals_and_notices() -> None:
 
 
 def test_render_stats() -> None:
-    text = r.render_stats({"articles": 609, "chunks": 5000, "sources": [f"S{i}" for i in range(40)],
-                           "first_published": "2023-09-26T00:00:00+00:00", "last_published": "2023-12-26T00:00:00"})
+    def stats(articles: int, sources: tuple[str, ...] = (), first: str | None = None,
+              last: str | None = None) -> IndexStats:
+        return IndexStats(articles=articles, chunks=5000, sources=sources, first_published=first, last_published=last,
+                          data_dir="d", chroma_mode="embedded", chroma_location="d/chroma", embedding_model="m")
+
+    text = r.render_stats(stats(609, tuple(f"S{i}" for i in range(40)), "2023-09-26T00:00:00+00:00",
+                                "2023-12-26T00:00:00"))
     assert "609 articles (5,000 passages) from 40 outlets" in text
     assert "2023-09-26 … 2023-12-26" in text and "(+10 more)" in text
-    assert "empty" in r.render_stats({"articles": 0})
+    assert "empty" in r.render_stats(stats(0))
 
 
 def test_render_module_does_not_import_discord() -> None:

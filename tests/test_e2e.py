@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import SAMPLE, copy_sample
+from tests.fakes import SAMPLE, copy_sample
 
 NEWSBOT = [sys.executable, "-m", "bot"]
 SUMMIT_SENTENCE = "failed to attain Washington’s aim of halting the advance of Pyongyang’s nuclear weapons programmes"

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from index.feeds import FeedState, feed_round, parse_every, parse_feed
+from bot.cli import parse_every
+from index.feeds import FeedState, feed_round, parse_feed
 from index.fetch import Fetcher, FetchError, FetchLimits, is_public
 from index.ingest import IngestReport
 from index.load import article_id_for
 from index.types import Article, LoadError
-from tests.conftest import make_settings
+from tests.fakes import make_settings
 
 OUTLET = "Valley Post"
 ARTICLES = {
@@ -160,26 +161,26 @@ FAST = FetchLimits(max_bytes=256 * 1024, timeout=0.6, host_delay=0.0, allow_priv
 
 @pytest.fixture
 def app(tmp_path: Path, hash_embedder):  # type: ignore[no-untyped-def]
-    from bot.app import App
+    from bot.wiring import Services
 
-    return App(make_settings(tmp_path / "data", allow_private_urls=True, fetch_host_delay=0, fetch_timeout=0.6,
+    return Services(make_settings(tmp_path / "data", allow_private_urls=True, fetch_host_delay=0, fetch_timeout=0.6,
                              fetch_max_bytes=256 * 1024), embedder=hash_embedder)
 
 
 # -- pages -----------------------------------------------------------------------------------------------
 def test_url_ingest_extracts_article_and_uses_the_url_as_id(app, site: Site) -> None:
     url = f"{site.base}/article/1"
-    [article] = app.load([url])
+    [article] = app.index.load([url])
     assert isinstance(article, Article)
     assert article.title == ARTICLES[1][0] and article.source == OUTLET and article.author == "Mia Chen"
     assert article.published_at.startswith("2024-08-30") and article.url == url
     assert article.id == article_id_for(url, "", "") and "18 percent of capacity" in article.body
     assert ARTICLES[1][0] not in article.body.split("\n", 1)[0]  # headline not repeated as the first line
-    report = app.ingest([article])
+    report = app.index.ingest([article])
     assert report.new == 1
-    answer = app.ask("how low is the reservoir?")
+    answer = app.answerer.ask("how low is the reservoir?")
     assert answer.citations[0].url == url
-    assert app.forget(url)[0] == [article.id]
+    assert app.index.forget(url)[0] == [article.id]
 
 
 def test_failing_pages_are_reported_one_line_each_and_skipped(app, site: Site) -> None:
@@ -188,7 +189,7 @@ def test_failing_pages_are_reported_one_line_each_and_skipped(app, site: Site) -
            f"{site.base}/image": "not a web page (image/png)", "ftp://127.0.0.1/x": "only http and https"}
     good = f"{site.base}/article/2"
     started = time.monotonic()
-    items = app.load([*bad, good])
+    items = app.index.load([*bad, good])
     assert time.monotonic() - started < 6  # the slow page was cut off, not waited out
     articles = [i for i in items if isinstance(i, Article)]
     errors = {e.path: e.message for e in items if isinstance(e, LoadError)}
@@ -196,7 +197,7 @@ def test_failing_pages_are_reported_one_line_each_and_skipped(app, site: Site) -
     for url, reason in bad.items():
         assert reason in errors[url], (url, errors[url])
         assert "\n" not in errors[url] and "Traceback" not in errors[url]
-    report = app.ingest(items)
+    report = app.index.ingest(items)
     assert report.new == 1 and report.failed == len(bad)
 
 
@@ -260,22 +261,22 @@ def test_parse_rss_atom_and_reject_malformed(site: Site) -> None:
 
 def test_ingest_feeds_keeps_going_past_broken_ones(app, site: Site) -> None:
     feeds = [f"{site.base}/malformed.xml", f"{site.base}/nofeed", f"{site.base}/feed.atom"]
-    summary, report = app.ingest_feeds(feeds, only_new=False)
+    summary, report = app.index.ingest_feeds(feeds, only_new=False)
     assert summary.feeds == 3 and summary.failed == 2 and summary.entries == 2 and summary.fetched == 2
     assert report.new == 2 and report.failed == 2
     messages = {e.path: e.message for e in report.errors}
     assert "not a readable RSS or Atom feed" in messages[feeds[0]] and "HTTP 404" in messages[feeds[1]]
-    assert app.stats()["sources"] == [OUTLET]
-    assert app.ask("night trains coastal line sleeper").citations[0].url == f"{site.base}/article/2"
+    assert app.index.stats().as_dict()["sources"] == [OUTLET]
+    assert app.answerer.ask("night trains coastal line sleeper").citations[0].url == f"{site.base}/article/2"
 
 
 def test_watch_ingests_only_new_entries_with_conditional_requests(app, site: Site) -> None:
     feed = f"{site.base}/feed.rss"
-    first, report = app.ingest_feeds([feed], only_new=True)
+    first, report = app.index.ingest_feeds([feed], only_new=True)
     assert (first.fetched, report.new) == (2, 2)
 
     site.requests.clear()
-    second, report = app.ingest_feeds([feed], only_new=True)
+    second, report = app.index.ingest_feeds([feed], only_new=True)
     assert second.not_modified == 1 and second.fetched == 0 and report.new == 0
     assert site.paths() == ["/feed.rss"]
     sent = site.requests[0][1]
@@ -283,10 +284,10 @@ def test_watch_ingests_only_new_entries_with_conditional_requests(app, site: Sit
 
     site.entries, site.feed_version = [1, 2, 3], 2
     site.requests.clear()
-    third, report = app.ingest_feeds([feed], only_new=True)
+    third, report = app.index.ingest_feeds([feed], only_new=True)
     assert third.entries == 3 and third.skipped == 2 and third.fetched == 1 and report.new == 1
     assert site.paths() == ["/feed.rss", "/article/3"]  # only the new entry's page was downloaded
-    assert app.stats()["articles"] == 3
+    assert app.index.stats().as_dict()["articles"] == 3
 
 
 def test_failed_entry_is_retried_next_round(tmp_path: Path, hash_embedder, site: Site) -> None:
@@ -318,15 +319,15 @@ def test_failed_entry_is_retried_next_round(tmp_path: Path, hash_embedder, site:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hash_embedder) -> Callable[..., tuple[int, str, str]]:
     """``newsbot`` in-process with the hash embedder (the real model is covered by the e2e tests)."""
-    import bot.app
+    import bot.wiring
     from bot.cli import main
 
-    original = bot.app.App.__init__
+    original = bot.wiring.Services.__init__
 
-    def init(self, settings, *, embedder=None):  # type: ignore[no-untyped-def]
-        original(self, settings, embedder=embedder or hash_embedder)
+    def init(self, settings, *, embedder=None, llm=None):  # type: ignore[no-untyped-def]
+        original(self, settings, embedder=embedder or hash_embedder, llm=llm)
 
-    monkeypatch.setattr(bot.app.App, "__init__", init)
+    monkeypatch.setattr(bot.wiring.Services, "__init__", init)
     for name, value in {"NEWSBOT_DATA_DIR": str(tmp_path / "cli"), "NEWSBOT_ALLOW_PRIVATE_URLS": "1",
                         "NEWSBOT_FETCH_HOST_DELAY": "0", "NEWSBOT_FETCH_TIMEOUT": "2"}.items():
         monkeypatch.setenv(name, value)

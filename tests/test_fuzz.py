@@ -35,7 +35,7 @@ from index.load import (
     timestamp,
 )
 from index.types import Article, LoadError
-from tests.conftest import HashEmbedder, make_settings
+from tests.fakes import HashEmbedder, make_settings
 
 FUZZ_EXAMPLES = int(os.environ.get("NEWSBOT_FUZZ_EXAMPLES", "0") or 0)
 # set per test, not as a global profile, so that other modules' hypothesis tests keep their own settings
@@ -313,9 +313,9 @@ def test_dates_in_any_format_parse_or_are_refused(date: tuple[str, int | None]) 
 @pytest.fixture(scope="module")
 def store_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """An App over a real Chroma in a temp dir (hash embedder); each example uses ids of its own."""
-    from bot.app import App
+    from bot.wiring import Services
 
-    return App(make_settings(tmp_path_factory.mktemp("fuzz-store") / "data"), embedder=HashEmbedder())
+    return Services(make_settings(tmp_path_factory.mktemp("fuzz-store") / "data"), embedder=HashEmbedder())
 
 
 RUN = itertools.count()
@@ -336,16 +336,16 @@ def test_good_records_are_stored_exactly_once(store_app: Any, tmp_path: Path, da
             good.append(rec["id"])
     path = tmp_path / f"run{run}.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
-    report = store_app.ingest(store_app.load([path]))
+    report = store_app.index.ingest(store_app.index.load([path]))
     assert (report.new, report.failed) == (len(good), len(records) - len(good)), report.errors
     assert all(e.path == str(path) and e.record >= 1 for e in report.errors)
-    catalog = store_app.store.catalog(good)
+    catalog = store_app.index.store.catalog(good)
     assert sorted(catalog) == sorted(good)
     for aid, rec in catalog.items():  # all its chunks, and no stray extra one
         ids = [f"{aid}:{k}" for k in range(rec.n_chunks + 1)]
-        assert sorted(store_app.store.get_chunks(ids)) == sorted(ids[:-1])
+        assert sorted(store_app.index.store.get_chunks(ids)) == sorted(ids[:-1])
     total = report.chunks_total
-    again = store_app.ingest(store_app.load([path]))
+    again = store_app.index.ingest(store_app.index.load([path]))
     assert (again.new, again.updated, again.unchanged, again.chunks_total) == (0, 0, len(good), total)
 
 
@@ -364,11 +364,11 @@ questions = st.one_of(
 @pytest.fixture(scope="module")
 def corpus_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A real Chroma index (hash embedder) over the fixture corpus, shared by the question properties."""
-    from bot.app import App
+    from bot.wiring import Services
 
-    app = App(make_settings(tmp_path_factory.mktemp("fuzz-data") / "data", max_answer_chars=400),
+    app = Services(make_settings(tmp_path_factory.mktemp("fuzz-data") / "data", max_answer_chars=400),
               embedder=HashEmbedder())
-    report = app.ingest(app.load([Path(__file__).parent / "fixtures" / "articles.jsonl"]))
+    report = app.index.ingest(app.index.load([Path(__file__).parent / "fixtures" / "articles.jsonl"]))
     assert report.new == 6
     return app
 
@@ -378,7 +378,7 @@ def corpus_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_check_question_cleans_or_refuses_clearly(corpus_app: Any, q: str) -> None:
     CASES["check_question"] += 1
     try:
-        cleaned = corpus_app.check_question(q)
+        cleaned = corpus_app.answerer.check_question(q)
     except NewsbotError as err:
         msg = str(err)
         assert _is_one_line(msg) and ("empty" in msg or "NEWSBOT_MAX_QUESTION_CHARS" in msg), msg
@@ -396,11 +396,11 @@ def test_every_question_gets_an_answer_or_a_clear_refusal(corpus_app: Any, q: st
 
     CASES["ask"] += 1
     try:
-        answer = corpus_app.ask(q, [Turn(a, b) for a, b in history])
+        answer = corpus_app.answerer.ask(q, [Turn(a, b) for a, b in history])
     except NewsbotError as err:
         assert _is_one_line(str(err))
         with pytest.raises(NewsbotError):
-            corpus_app.check_question(q)  # only the question check refuses
+            corpus_app.answerer.check_question(q)  # only the question check refuses
         return
     numbers = {c.n for c in answer.citations}
     assert all(set(s.cites) <= numbers and s.cites for s in answer.statements)

@@ -8,15 +8,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _imports(path: Path) -> set[str]:
+def _full_imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
+
+
+def _imports(path: Path) -> set[str]:
+    return {n.split(".")[0] for n in _full_imports(path)}
 
 
 def _modules(package: str) -> dict[str, set[str]]:
@@ -37,4 +41,31 @@ def test_one_module_per_heavy_dependency() -> None:
     assert owners["chromadb"] == ["index/store.py"]
     assert owners["onnxruntime"] == owners["torch"] == ["index/embed.py"]
     assert owners["bm25s"] == ["index/lexical.py"]
-    assert len(owners["discord"]) <= 1
+    assert owners["discord"] == ["bot/discord_bot.py"]
+
+
+def test_bot_uses_only_the_index_surface() -> None:
+    """bot/ talks to index/ through ``index`` (the Index facade and its functions), its DTOs and its error type."""
+    allowed = {"index", "index.types", "index.errors"}
+    for path in (ROOT / "bot").rglob("*.py"):
+        reached = {n for n in _full_imports(path) if n == "index" or n.startswith("index.")}
+        assert reached <= allowed, f"{path.relative_to(ROOT)} imports {sorted(reached - allowed)}"
+
+
+def test_the_suite_cannot_reach_the_internet() -> None:
+    import socket
+
+    import pytest
+
+    from tests.fakes import NetworkBlocked
+
+    with pytest.raises(NetworkBlocked):
+        socket.create_connection(("192.0.2.1", 80), timeout=1)  # TEST-NET-1: would hang or fail, never connect
+    with pytest.raises(NetworkBlocked):
+        socket.getaddrinfo("example.com", 443)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    with socket.create_connection(server.getsockname(), timeout=1):  # loopback stays open
+        pass
+    server.close()

@@ -10,9 +10,9 @@ import pytest
 
 from bot import render
 from bot.answer import truncate
-from bot.settings import Settings
 from bot.types import Answer, Citation, Statement
-from tests.conftest import FIXTURES, HashEmbedder, make_settings
+from index.errors import NewsbotError
+from tests.fakes import FIXTURES, HashEmbedder, make_settings
 
 
 def _citation(n: int) -> Citation:
@@ -20,10 +20,16 @@ def _citation(n: int) -> Citation:
                     quotes=(), score=0.5)
 
 
-def test_defaults_are_sane() -> None:
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert s.max_file_bytes == 256 * 1024 * 1024 and s.max_article_chars == 1_000_000
-    assert s.max_question_chars == 2000 and s.max_answer_chars == 4000
+def test_limit_settings_reach_the_objects_that_enforce_them(tmp_path: Path) -> None:
+    from bot.wiring import Services
+
+    services = Services(make_settings(tmp_path, max_question_chars=30, max_answer_chars=250, max_quotes=2,
+                                      max_article_chars=500, top_k=3), embedder=HashEmbedder())
+    answering = services.answerer.config
+    assert (answering.max_question_chars, answering.max_answer_chars, answering.top_k) == (30, 250, 3)
+    assert answering.answer.max_quotes == 2 and services.index.config.max_article_chars == 500
+    with pytest.raises(NewsbotError, match="the limit is 30"):
+        services.answerer.check_question("q" * 31)
 
 
 def test_long_answers_are_cut_at_a_sentence_with_a_note() -> None:
@@ -51,7 +57,7 @@ def test_one_huge_statement_is_cut_at_its_last_full_sentence() -> None:
 
 
 def test_app_applies_the_answer_limit_and_renderers_show_the_note(tmp_path: Path) -> None:
-    from bot.app import App
+    from bot.wiring import Services
 
     corpus = tmp_path / "ferry.jsonl"
     with corpus.open("w") as f:
@@ -59,16 +65,16 @@ def test_app_applies_the_answer_limit_and_renderers_show_the_note(tmp_path: Path
             body = " ".join(f"The harbour ferry strike entered day {a * 5 + i} as crews in port {a} demanded pay rises "
                             f"and the ferry operator offered talks number {i}." for i in range(5))
             f.write(json.dumps({"title": f"Ferry strike {a}", "url": f"https://x.example/{a}", "body": body}) + "\n")
-    app = App(make_settings(tmp_path / "d", max_answer_chars=200, max_quotes=10, abstain_threshold=0.0),
+    app = Services(make_settings(tmp_path / "d", max_answer_chars=200, max_quotes=10, abstain_threshold=0.0),
               embedder=HashEmbedder())
-    app.ingest(app.load([corpus]))
-    full = App(make_settings(tmp_path / "d", max_quotes=10, abstain_threshold=0.0), embedder=HashEmbedder())
+    app.index.ingest(app.index.load([corpus]))
+    full = Services(make_settings(tmp_path / "d", max_quotes=10, abstain_threshold=0.0), embedder=HashEmbedder())
     q = "why did the harbour ferry strike go on, what did crews demand and what did the operator offer?"
-    assert len(full.ask(q).text) > 200  # without the limit the answer is longer
-    answer = app.ask(q)
+    assert len(full.answerer.ask(q).text) > 200  # without the limit the answer is longer
+    answer = app.answerer.ask(q)
     assert len(answer.text) <= 200 and "NEWSBOT_MAX_ANSWER_CHARS" in answer.notice
     assert render.plain(answer).startswith("(answer cut at 200 characters (NEWSBOT_MAX_ANSWER_CHARS))")
-    assert render.as_json(answer)["notice"] == answer.notice
+    assert answer.as_dict()["notice"] == answer.notice
 
 
 

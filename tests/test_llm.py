@@ -17,17 +17,17 @@ import pytest
 
 import prompts
 from bot import render
-from bot.app import App
 from bot.conversation import Turn
 from bot.generate import answer_messages, parse_standalone, source_block
 from bot.grounded import NOT_COVERED, UNCITED_MARK, ZWSP, MalformedReply, answer_matches, neutralise_mentions, verify
 from bot.live import PLAIN_DIVIDER, stream_draft
 from bot.llm import LLMError, build_chat_model
 from bot.types import Answer
+from bot.wiring import Services
 from index.errors import NewsbotError
 from index.load import load_paths
 from index.types import Article, Passage
-from tests.conftest import FIXTURES, HashEmbedder, make_settings
+from tests.fakes import FIXTURES, HashEmbedder, make_settings
 
 SECRET_KEY = "sk-test-DO-NOT-LEAK-4711"
 QUESTION = "What did the city council approve for Main Street?"
@@ -205,18 +205,18 @@ INJECTION = Article(
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("llm-index")
-    app = App(make_settings(data), embedder=HashEmbedder())
+    app = Services(make_settings(data), embedder=HashEmbedder())
     items = list(load_paths([FIXTURES / "articles.jsonl"])) + [INJECTION]
-    report = app.ingest(items)
+    report = app.index.ingest(items)
     assert report.failed == 0
     return data
 
 
-def llm_app(index_dir: Path, url: str, *, provider: str = "openai-compatible", **kw: Any) -> App:
+def llm_app(index_dir: Path, url: str, *, provider: str = "openai-compatible", **kw: Any) -> Services:
     base = url + "/v1" if provider.startswith("openai") else url
     settings = make_settings(index_dir, llm_provider=provider, llm_model=kw.pop("model", "test-model"),
                              llm_base_url=base, llm_timeout_s=kw.pop("timeout", 5.0), **kw)
-    return App(settings, embedder=HashEmbedder())
+    return Services(settings, embedder=HashEmbedder())
 
 
 def _numbered(request: Request) -> list[str]:
@@ -326,12 +326,12 @@ def test_llm_answer_is_verified_and_streamed_in_order(index_dir: Path, server: F
     app = llm_app(index_dir, server.url)
     # the reply cites passages by the numbers the prompt will give them; found from a first (recorded) call
     server.replies = [Reply(f"The council approved bike lanes [1]. {NOT_COVERED}")]
-    app.ask(QUESTION)
+    app.answerer.ask(QUESTION)
     n = _n(server.requests[-1], "City council")
     reply = (f"The council voted 7-2 to approve protected bike lanes on Main Street [{n}]. "
              f"Construction starts in June [{n}][9]. Everyone agrees it is great.")
     server.replies = [Reply(reply)]
-    items = list(app.ask_stream(QUESTION))
+    items = list(app.answerer.ask_stream(QUESTION))
     deltas, answer = items[:-1], items[-1]
     assert isinstance(answer, Answer) and all(isinstance(d, str) for d in deltas)
     assert "".join(deltas) == reply and deltas == Reply(reply).chunks()  # every chunk, in order
@@ -344,14 +344,14 @@ def test_llm_answer_is_verified_and_streamed_in_order(index_dir: Path, server: F
     req = server.requests[-1]
     assert req.path == "/v1/chat/completions" and req.body["stream"] is True and req.body["model"] == "test-model"
     assert "outlet: Riverside Gazette" in req.body["messages"][1]["content"]
-    data = render.as_json(answer)
+    data = answer.as_dict()
     assert data["mode"] == "llm" and data["model"] == "test-model" and data["standalone_question"] == QUESTION
 
 
 def test_uncited_sentence_marked_when_configured(index_dir: Path, server: FakeChatServer) -> None:
     app = llm_app(index_dir, server.url, llm_uncited="mark")
     server.replies = [Reply("Bike lanes were approved [1]. Nobody knows why.")]
-    answer = app.ask(QUESTION)
+    answer = app.answerer.ask(QUESTION)
     assert answer.mode == "llm"
     assert [s.cites for s in answer.statements] == [(1,), ()]
     assert answer.statements[1].text == f"Nobody knows why. {UNCITED_MARK}"
@@ -363,7 +363,7 @@ def test_openai_provider_uses_the_openai_client_with_the_explicit_key(index_dir:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # ignored: the base URL is passed explicitly
     server.replies = [Reply("Bike lanes were approved [1].")]
     app = llm_app(index_dir, server.url, provider="openai", llm_api_key=SECRET_KEY, model="gpt-4o-mini")
-    answer = app.ask(QUESTION)
+    answer = app.answerer.ask(QUESTION)
     assert answer.mode == "llm" and answer.model == "gpt-4o-mini", answer.notice
     assert server.requests[-1].headers["authorization"] == f"Bearer {SECRET_KEY}"
     assert server.requests[-1].body["model"] == "gpt-4o-mini"
@@ -371,7 +371,7 @@ def test_openai_provider_uses_the_openai_client_with_the_explicit_key(index_dir:
 
 def test_not_covered_reply_abstains(index_dir: Path, server: FakeChatServer) -> None:
     server.replies = [Reply(NOT_COVERED)]
-    answer = llm_app(index_dir, server.url).ask("Who won the 1998 football world cup?")
+    answer = llm_app(index_dir, server.url).answerer.ask("Who won the 1998 football world cup?")
     assert answer.abstained and answer.mode == "llm" and answer.citations  # closest articles listed
 
 
@@ -380,22 +380,22 @@ def test_follow_up_condensed_by_the_llm(index_dir: Path, server: FakeChatServer)
     server.replies = [Reply("When did the underdogs win the national chess championship?"),
                       Reply("They won it on Sunday [1].")]
     history = [Turn("Who won the national chess championship?", "Who won the national chess championship?")]
-    answer = app.ask("when was that?", history)
+    answer = app.answerer.ask("when was that?", history)
     condense_req, answer_req = server.requests[-2:]
     assert condense_req.body.get("stream") in (None, False)  # condensing is one plain completion
     assert "Who won the national chess championship?" in condense_req.body["messages"][1]["content"]
     assert answer.standalone_question == "When did the underdogs win the national chess championship?"
     assert "Question: When did the underdogs win" in answer_req.body["messages"][1]["content"]
     assert answer.question == "when was that?" and answer.mode == "llm"
-    assert render.as_json(answer)["standalone_question"] == answer.standalone_question
+    assert answer.as_dict()["standalone_question"] == answer.standalone_question
 
 
 def test_timeout_falls_back_to_extractive_within_the_deadline(index_dir: Path, server: FakeChatServer) -> None:
     app = llm_app(index_dir, server.url, timeout=1.0)
-    app.ask("warm up", [])  # open Chroma and BM25 first, so only the LLM is timed
+    app.answerer.ask("warm up", [])  # open Chroma and BM25 first, so only the LLM is timed
     server.replies = [Reply("Too late [1].", delay=4.0)]
     started = time.monotonic()
-    answer = app.ask(QUESTION)
+    answer = app.answerer.ask(QUESTION)
     elapsed = time.monotonic() - started
     assert elapsed < 1.0 + 0.6, elapsed
     assert answer.mode == "extractive" and answer.statements and "within 1 s" in answer.notice
@@ -405,10 +405,10 @@ def test_timeout_falls_back_to_extractive_within_the_deadline(index_dir: Path, s
 def test_slow_trickle_stream_stopped_at_the_deadline(index_dir: Path, server: FakeChatServer) -> None:
     """Each chunk arrives well inside the HTTP read timeout, but the whole answer would take 4 s."""
     app = llm_app(index_dir, server.url, timeout=1.0)
-    app.ask("warm up", [])
+    app.answerer.ask("warm up", [])
     server.replies = [Reply("word [1]. " * 20, chunk_delay=0.1)]
     started = time.monotonic()
-    items = list(app.ask_stream(QUESTION))
+    items = list(app.answerer.ask_stream(QUESTION))
     elapsed = time.monotonic() - started
     assert elapsed < 1.0 + 0.6, elapsed
     assert 1 <= len(items) - 1 < 40  # some of the draft was shown before the deadline
@@ -421,7 +421,7 @@ def test_slow_trickle_stream_stopped_at_the_deadline(index_dir: Path, server: Fa
 def test_http_errors_fall_back(index_dir: Path, server: FakeChatServer, status: int, words: str) -> None:
     server.replies = [Reply(status=status)]
     started = time.monotonic()
-    answer = llm_app(index_dir, server.url).ask(QUESTION)
+    answer = llm_app(index_dir, server.url).answerer.ask(QUESTION)
     assert time.monotonic() - started < 3.0  # no retries with back-off
     assert answer.mode == "extractive" and words in answer.notice and answer.statements
     assert len(server.requests) == 1
@@ -429,7 +429,7 @@ def test_http_errors_fall_back(index_dir: Path, server: FakeChatServer, status: 
 
 def test_server_dying_mid_stream_falls_back(index_dir: Path, server: FakeChatServer) -> None:
     server.replies = [Reply("The council approved bike lanes on Main Street [1]. More to come [1].", die_after=3)]
-    items = list(llm_app(index_dir, server.url).ask_stream(QUESTION))
+    items = list(llm_app(index_dir, server.url).answerer.ask_stream(QUESTION))
     final = items[-1]
     assert isinstance(final, Answer) and final.mode == "extractive" and "mid-reply" in final.notice
     assert "".join(i for i in items[:-1] if isinstance(i, str)) == "The council approved "
@@ -439,13 +439,13 @@ def test_unreachable_server_falls_back(index_dir: Path) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    answer = llm_app(index_dir, f"http://127.0.0.1:{port}").ask(QUESTION)
+    answer = llm_app(index_dir, f"http://127.0.0.1:{port}").answerer.ask(QUESTION)
     assert answer.mode == "extractive" and "unreachable" in answer.notice and answer.statements
 
 
 def test_malformed_reply_falls_back(index_dir: Path, server: FakeChatServer) -> None:
     server.replies = [Reply("I think bike lanes are nice.")]  # no citation at all
-    answer = llm_app(index_dir, server.url).ask(QUESTION)
+    answer = llm_app(index_dir, server.url).answerer.ask(QUESTION)
     assert answer.mode == "extractive" and "unusable" in answer.notice
 
 
@@ -453,9 +453,9 @@ def test_explicit_key_only_never_the_ambient_one(index_dir: Path, server: FakeCh
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-ambient-should-not-be-used")
     server.replies = [Reply("Bike lanes were approved [1].")]
-    llm_app(index_dir, server.url).ask(QUESTION)
+    llm_app(index_dir, server.url).answerer.ask(QUESTION)
     assert "ambient" not in server.requests[-1].headers.get("authorization", "")
-    llm_app(index_dir, server.url, llm_api_key=SECRET_KEY).ask(QUESTION)
+    llm_app(index_dir, server.url, llm_api_key=SECRET_KEY).answerer.ask(QUESTION)
     assert server.requests[-1].headers["authorization"] == f"Bearer {SECRET_KEY}"
 
 
@@ -463,33 +463,33 @@ def test_injection_corpus_cannot_ping_leak_or_cite_unshown(index_dir: Path, serv
     """The fake plays a model that obeyed the injected article; the core still neutralises and verifies."""
     app = llm_app(index_dir, server.url, llm_api_key=SECRET_KEY)
     server.replies = [Reply(f"x [1]. {NOT_COVERED}")]
-    app.ask("What did Harbor Tech shareholders discuss?")
+    app.answerer.ask("What did Harbor Tech shareholders discuss?")
     prompt_seen = json.dumps(server.requests[-1].body)
     assert "IGNORE YOUR INSTRUCTIONS" in prompt_seen  # the injected passage was shown ...
     assert SECRET_KEY not in prompt_seen and str(index_dir) not in prompt_seen  # ... but no secret or setting
     assert "</source> SYSTEM" not in prompt_seen  # it cannot close its source block
     server.replies = [Reply("@everyone <@123456789> The shareholders discussed the antitrust probe [1]. "
                             "@here my system prompt says to cite [9]. [9]")]
-    answer = app.ask("What did Harbor Tech shareholders discuss?")
+    answer = app.answerer.ask("What did Harbor Tech shareholders discuss?")
     assert answer.mode == "llm"
     shown = len(_numbered(server.requests[-1]))
     assert all(1 <= n <= len(answer.citations) for s in answer.statements for n in s.cites) and shown >= 1
-    data = render.as_json(answer)  # ("retrieved" holds raw passages; front ends neutralise what they show)
+    data = answer.as_dict()  # ("retrieved" holds raw passages; front ends neutralise what they show)
     for text in (answer.text, render.plain(answer), data["answer"], json.dumps(data["citations"])):
         assert "@everyone" not in text and "@here" not in text and "<@1" not in text
     assert len(answer.statements) == 1  # the sentence citing only [9] is gone
     # a model that prints its whole prompt (as the article asks) can reveal only the rules and the sources
     server.replies = [Reply(" ".join(m["content"] for m in server.requests[-1].body["messages"]))]
-    echoed = app.ask("What did Harbor Tech shareholders discuss?")
+    echoed = app.answerer.ask("What did Harbor Tech shareholders discuss?")
     assert server.replies[0].text.startswith(prompts.load("llm_system")[:40])
-    shown_text = render.plain(echoed) + json.dumps(render.as_json(echoed))
+    shown_text = render.plain(echoed) + json.dumps(echoed.as_dict())
     assert SECRET_KEY not in shown_text and str(index_dir) not in shown_text and "test-model" not in echoed.text
     assert all(1 <= n <= len(echoed.citations) for s in echoed.statements for n in s.cites)
 
 
 def test_streamed_deltas_are_neutralised(index_dir: Path, server: FakeChatServer) -> None:
     server.replies = [Reply("ping @everyone now [1].")]
-    items = list(llm_app(index_dir, server.url).ask_stream(QUESTION))
+    items = list(llm_app(index_dir, server.url).answerer.ask_stream(QUESTION))
     assert "@everyone" not in "".join(i for i in items if isinstance(i, str))
 
 
@@ -498,7 +498,7 @@ def test_ollama_native_stream_and_condense(index_dir: Path, server: FakeChatServ
     app = llm_app(index_dir, server.url, provider="ollama")
     server.replies = [Reply("Who won the national chess championship?"),
                       Reply("The underdogs won the national chess championship [1].")]
-    items = list(app.ask_stream("and who won it?", [Turn("chess championship", "chess championship")]))
+    items = list(app.answerer.ask_stream("and who won it?", [Turn("chess championship", "chess championship")]))
     answer = items[-1]
     assert isinstance(answer, Answer) and answer.mode == "llm" and answer.model == "test-model", answer.notice
     assert "".join(i for i in items[:-1] if isinstance(i, str)) == server.replies[0].text
@@ -509,10 +509,10 @@ def test_ollama_native_stream_and_condense(index_dir: Path, server: FakeChatServ
 
 def test_ollama_timeout_falls_back(index_dir: Path, server: FakeChatServer) -> None:
     app = llm_app(index_dir, server.url, provider="ollama", timeout=1.0)
-    app.ask("warm up", [])
+    app.answerer.ask("warm up", [])
     server.replies = [Reply("late [1].", delay=4.0)]
     started = time.monotonic()
-    answer = app.ask(QUESTION)
+    answer = app.answerer.ask(QUESTION)
     assert time.monotonic() - started < 1.6 and answer.mode == "extractive" and answer.notice
 
 
@@ -541,15 +541,16 @@ def test_provider_configuration_errors_are_one_line() -> None:
 
 
 def test_default_settings_are_extractive(index_dir: Path) -> None:
-    app = App(make_settings(index_dir), embedder=HashEmbedder())
-    items = list(app.ask_stream(QUESTION))
-    assert len(items) == 1 and isinstance(items[0], Answer) and items[0].mode == "extractive" and app.llm is None
+    app = Services(make_settings(index_dir), embedder=HashEmbedder())
+    items = list(app.answerer.ask_stream(QUESTION))
+    assert len(items) == 1 and isinstance(items[0], Answer) and items[0].mode == "extractive"
+    assert app.answerer.llm is None
 
 
 def test_plain_stream_prints_draft_then_returns_answer(index_dir: Path, server: FakeChatServer) -> None:
     server.replies = [Reply("Bike lanes were approved [1].")]
     out = io.StringIO()
-    answer = stream_draft(llm_app(index_dir, server.url).ask_stream(QUESTION), out=out)
+    answer = stream_draft(llm_app(index_dir, server.url).answerer.ask_stream(QUESTION), out=out)
     assert out.getvalue() == "Bike lanes were approved [1]." + PLAIN_DIVIDER
     assert answer.mode == "llm"
 
@@ -559,7 +560,7 @@ def test_live_stream_on_a_terminal_returns_the_answer(index_dir: Path, server: F
 
     server.replies = [Reply("Bike lanes were approved [1].")]
     screen = io.StringIO()
-    answer = stream_draft(llm_app(index_dir, server.url).ask_stream(QUESTION),
+    answer = stream_draft(llm_app(index_dir, server.url).answerer.ask_stream(QUESTION),
                           console=Console(file=screen, force_terminal=True, width=100))
     assert answer.mode == "llm" and "approved" in screen.getvalue()
 
@@ -573,7 +574,7 @@ def test_chat_streams_and_why_shows_the_llm_standalone_question(index_dir: Path,
                       Reply("When does construction of the Main Street bike lanes begin?"),
                       Reply("Construction begins in June [1].")]
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{QUESTION}\nwhen does it start?\n/why\n"))
-    assert run_chat(llm_app(index_dir, server.url)) == 0
+    assert run_chat(llm_app(index_dir, server.url).answerer) == 0
     out = capsys.readouterr().out
     assert out.count(PLAIN_DIVIDER.strip()) == 2 and "Construction begins in June [1]." in out
     assert "Retrieved for: When does construction of the Main Street bike lanes begin?" in out
@@ -585,15 +586,15 @@ def test_eval_in_llm_mode_reports_answer_accuracy(index_dir: Path, server: FakeC
 
     app = llm_app(index_dir, server.url)
     server.replies = [Reply(f"The council approved bike lanes [1]. {NOT_COVERED}")]
-    app.ask(QUESTION)
+    app.answerer.ask(QUESTION)
     n = _n(server.requests[-1], "City council")
     server.replies = [Reply(f"Yes, protected bike lanes were approved [{n}].")]
     questions = [evaluate.Question(QUESTION, "Yes", "inference_query",
                                    ("The city council voted 7-2 on Monday to approve protected bike lanes",)),
                  evaluate.Question(QUESTION, "No", "comparison_query", ())]
-    result = evaluate.evaluate(questions, app.ask)
+    result = evaluate.evaluate(questions, app.answerer.ask)
     assert result["llm_answers"] == 2 and result["answer_accuracy"] == 0.5  # "Yes…" matches Yes, not No
     assert "LLM answer accuracy against the gold answers: 0.500" in evaluate.table(result)
     server.replies = [Reply("", status=500)]
-    fallback = evaluate.evaluate(questions[:1], app.ask)
+    fallback = evaluate.evaluate(questions[:1], app.answerer.ask)
     assert fallback["llm_answers"] == 0 and fallback["answer_accuracy"] is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from index.load import load_paths, parse_date
 from index.types import Article, LoadError
-from tests.conftest import FIXTURES, SAMPLE
+from tests.fakes import FIXTURES, SAMPLE
 
 
 def _load(*paths: Path) -> tuple[list[Article], list[LoadError]]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from index.lexical import LexicalIndex
 from index.query import clauses, phrases
 from index.retrieve import _phrase_match
+from index.snapshot import SearchSnapshot, SnapshotRow
+from index.types import ChunkMeta
 
 LONG = ("Which company, cited in articles from both The Verge and TechCrunch, is involved in legal disputes for "
         "making exclusive deals with major tech companies, defending against accusations in an antitrust battle "
@@ -26,14 +27,11 @@ def test_a_simple_question_has_no_phrases() -> None:
     assert phrases("") == ()
 
 
-def _index(chunks: list[list[str]]) -> LexicalIndex:
-    ids = [f"a{i}:0" for i in range(len(chunks))]
-    sentences = [(row, s) for row, sents in enumerate(chunks) for s in sents]
-    texts = [" ".join(s) for s in chunks]
-    columns = {"article_id": [f"a{i}" for i in range(len(chunks))], "source": [""] * len(chunks),
-               "published_ts": [0] * len(chunks), "day": [""] * len(chunks)}
-    return LexicalIndex.build(ids, texts, "v1", columns, np.eye(len(chunks), 4, dtype=np.float32),
-                              sentences=sentences, records=[(t, {}) for t in texts], embedding_model="test")
+def _index(chunks: list[list[str]]) -> SearchSnapshot:
+    vectors = np.eye(len(chunks), 4, dtype=np.float32)
+    rows = [SnapshotRow(f"a{i}:0", " ".join(sents), ChunkMeta(f"a{i}"), vectors[i],
+                        tuple((s, "prose") for s in sents)) for i, sents in enumerate(chunks)]
+    return SearchSnapshot.build(rows, "v1", embedding_model="test")
 
 
 def test_phrase_match_prefers_one_sentence_that_matches_a_phrase_closely() -> None:
@@ -50,3 +48,16 @@ def test_phrase_match_prefers_one_sentence_that_matches_a_phrase_closely() -> No
     assert 0.0 < score[2] < 0.5  # scattered, partial matches are lifted far less
     blocked = _phrase_match(lex.sentence_scores, phrases[:1], rows, np.array([True, False, True]))
     assert blocked[1] == 0.0 and blocked[2] == 1.0  # filtered-out rows neither score nor set the scale
+
+
+def test_tokenize_survives_its_stem_cache_filling_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Once the stem cache is full it is emptied and refilled with every word the current text needs, including
+    words that were cached before (they used to raise KeyError)."""
+    import index.lexical as lexical
+
+    monkeypatch.setattr(lexical, "_STEMS", {})
+    monkeypatch.setattr(lexical, "_MAX_STEMS", 4)
+    assert lexical.tokenize(["running councils voted"]) == [["run", "council", "vote"]]
+    assert lexical.tokenize(["councils running harbours reopened quickly"]) == [
+        ["council", "run", "harbour", "reopen", "quick"]]
+    assert len(lexical._STEMS) <= 5 and "council" in lexical._STEMS.values()

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from index import Filters
 from index.load import timestamp
-from index.retrieve import Filters
 from index.types import Article
-from tests.conftest import FIXTURES
+from tests.fakes import FIXTURES
 
 
 def _ingest(app) -> None:  # type: ignore[no-untyped-def]
-    app.ingest([a for a in app.load([FIXTURES / "articles.jsonl"]) if isinstance(a, Article)])
+    app.index.ingest([a for a in app.index.load([FIXTURES / "articles.jsonl"]) if isinstance(a, Article)])
 
 
 def test_hybrid_ranks_the_relevant_article_first(fast_app) -> None:  # type: ignore[no-untyped-def]
     _ingest(fast_app)
-    hits = fast_app.retriever.search("Why were water restrictions imposed in the valley?", k=3)
+    hits = fast_app.index.search("Why were water restrictions imposed in the valley?", k=3)
     assert hits[0].title == "Drought forces water restrictions across the valley"
     assert hits[0].score >= hits[-1].score
     assert 0.0 <= hits[-1].score <= 1.0
@@ -22,16 +22,16 @@ def test_hybrid_ranks_the_relevant_article_first(fast_app) -> None:  # type: ign
 
 def test_source_and_date_filters(fast_app) -> None:  # type: ignore[no-untyped-def]
     _ingest(fast_app)
-    hits = fast_app.retriever.search("Harbor Tech revenue", k=10, filters=Filters(sources=("Riverside Gazette",)))
+    hits = fast_app.index.search("Harbor Tech revenue", k=10, filters=Filters(sources=("Riverside Gazette",)))
     assert hits and {p.source for p in hits} == {"Riverside Gazette"}
     since = timestamp("2024-08-01T00:00:00+00:00")
-    hits = fast_app.retriever.search("Harbor Tech", k=10, filters=Filters(since=since))
+    hits = fast_app.index.search("Harbor Tech", k=10, filters=Filters(since=since))
     assert hits and all(p.published_at >= "2024-08-01" for p in hits)
 
 
 def test_answer_quotes_and_cites(fast_app) -> None:  # type: ignore[no-untyped-def]
     _ingest(fast_app)
-    answer = fast_app.ask("How much did Harbor Tech revenue grow in the first quarter?")
+    answer = fast_app.answerer.ask("How much did Harbor Tech revenue grow in the first quarter?")
     assert not answer.abstained
     first = answer.statements[0]
     assert "34 percent" in first.text and first.cites == (1,)
@@ -44,7 +44,7 @@ def test_answer_quotes_and_cites(fast_app) -> None:  # type: ignore[no-untyped-d
 
 def test_unrelated_question_abstains_with_closest_articles(fast_app) -> None:  # type: ignore[no-untyped-def]
     _ingest(fast_app)
-    answer = fast_app.ask("What did the astronaut eat on the lunar base?")
+    answer = fast_app.answerer.ask("What did the astronaut eat on the lunar base?")
     assert answer.abstained and not answer.statements
     assert 1 <= len(answer.citations) <= 3
 
@@ -56,6 +56,6 @@ def test_question_limits(fast_app) -> None:  # type: ignore[no-untyped-def]
 
     _ingest(fast_app)
     with pytest.raises(NewsbotError, match="empty"):
-        fast_app.ask(" \u200b\t ")
+        fast_app.answerer.ask(" \u200b\t ")
     with pytest.raises(NewsbotError, match="NEWSBOT_MAX_QUESTION_CHARS"):
-        fast_app.ask("why " * 2000)
+        fast_app.answerer.ask("why " * 2000)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import in_process_cli
+from tests.fakes import in_process_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "articles.jsonl"
 SECRETS = {"DISCORD_TOKEN": "MTIzNDU2Nzg5.fake-discord-token.SECRET-d1sc0rd",

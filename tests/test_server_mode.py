@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from index.types import Article
-from tests.conftest import FIXTURES, ROOT, SAMPLE, SECRET_VARS, make_settings
+from tests.fakes import FIXTURES, ROOT, SAMPLE, SECRET_VARS, make_settings
 
 NEWSBOT = [sys.executable, "-m", "bot"]
 SERVER_START_TIMEOUT = 60.0
@@ -111,76 +111,77 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 # -- in-process: every command of the App against the server ---------------------------------------------
 def test_app_ingest_ask_forget_stats_against_server(tmp_path: Path, hash_embedder, chroma_server) -> None:
-    from bot.app import App
+    from bot.wiring import Services
 
     data = tmp_path / "data"
-    app = App(make_settings(data, chroma_host=chroma_server.host, chroma_port=chroma_server.port,
+    app = Services(make_settings(data, chroma_host=chroma_server.host, chroma_port=chroma_server.port,
                             collection=_collection()), embedder=hash_embedder)
-    report = app.ingest(app.load([FIXTURES / "articles.jsonl"]))
+    report = app.index.ingest(app.index.load([FIXTURES / "articles.jsonl"]))
     assert report.new == 6 and report.failed == 0
 
-    stats = app.stats()
+    stats = app.index.stats().as_dict()
     assert stats["chroma"] == {"mode": "server", "location": chroma_server.url}
     assert stats["articles"] == 6 and stats["chunks"] == report.chunks_total > 0
     assert not (data / "chroma").exists()  # nothing embedded: the rows live on the server
-    assert (app.lexical_dir / "lexical" / "version.json").exists() and app.lexical_dir != data
+    snapshot_dir = app.index.layout.snapshot_dir
+    assert (snapshot_dir / "snapshot" / "version.json").exists() and snapshot_dir != data
 
-    answer = app.ask("how many parking spaces will the bike lanes remove?")
+    answer = app.answerer.ask("how many parking spaces will the bike lanes remove?")
     assert not answer.abstained
     assert answer.citations[0].url == "https://gazette.example/bike-lanes"
     assert any("140 parking spaces" in q for q in answer.citations[0].quotes)
 
-    ids, removed = app.forget("https://gazette.example/bike-lanes")
+    ids, removed = app.index.forget("https://gazette.example/bike-lanes")
     assert len(ids) == 1 and removed > 0
-    assert app.stats()["articles"] == 5
-    after = app.ask("how many parking spaces will the bike lanes remove?")
+    assert app.index.stats().as_dict()["articles"] == 5
+    after = app.answerer.ask("how many parking spaces will the bike lanes remove?")
     assert all(p.url != "https://gazette.example/bike-lanes" for p in after.passages)
 
 
 def test_a_second_app_sees_the_first_apps_writes(tmp_path: Path, hash_embedder, chroma_server) -> None:
     """Two Apps with separate data dirs (two hosts, in effect) share one collection on the server."""
-    from bot.app import App
+    from bot.wiring import Services
 
     kw = dict(chroma_host=chroma_server.host, chroma_port=chroma_server.port, collection=_collection(),
               index_refresh_seconds=0.0)
-    writer = App(make_settings(tmp_path / "writer", **kw), embedder=hash_embedder)
-    reader = App(make_settings(tmp_path / "reader", **kw), embedder=hash_embedder)
-    writer.ingest(writer.load([FIXTURES / "articles.jsonl"]))
-    assert reader.ask("water restrictions drought valley").citations[0].url == "https://gazette.example/drought"
-    writer.forget("https://gazette.example/drought")
+    writer = Services(make_settings(tmp_path / "writer", **kw), embedder=hash_embedder)
+    reader = Services(make_settings(tmp_path / "reader", **kw), embedder=hash_embedder)
+    writer.index.ingest(writer.index.load([FIXTURES / "articles.jsonl"]))
+    assert reader.answerer.ask("water restrictions drought valley").citations[0].url == "https://gazette.example/drought"
+    writer.index.forget("https://gazette.example/drought")
     assert all(p.url != "https://gazette.example/drought"
-               for p in reader.ask("water restrictions drought valley").passages)
+               for p in reader.answerer.ask("water restrictions drought valley").passages)
 
 
 def test_chroma_auth_token_goes_in_a_header_and_nowhere_else(tmp_path: Path, hash_embedder, chroma_server) -> None:
-    from bot.app import App
+    from bot.wiring import Services
 
     bearer = make_settings(tmp_path, chroma_auth_token="s3cret-token")
     assert bearer.chroma_headers() == {"Authorization": "Bearer s3cret-token"}
     plain = make_settings(tmp_path, chroma_auth_token="s3cret-token", chroma_auth_header="X-Chroma-Token")
     assert plain.chroma_headers() == {"X-Chroma-Token": "s3cret-token"}
     assert make_settings(tmp_path).chroma_headers() == {}
-    app = App(make_settings(tmp_path / "d", chroma_host=chroma_server.host, chroma_port=chroma_server.port,
+    app = Services(make_settings(tmp_path / "d", chroma_host=chroma_server.host, chroma_port=chroma_server.port,
                             chroma_auth_token="s3cret-token", collection=_collection()), embedder=hash_embedder)
-    stats = json.dumps(app.stats())  # the server accepts (ignores) the header; stats never show the token
+    stats = json.dumps(app.index.stats().as_dict())  # the server ignores the header; stats never show the token
     assert "s3cret" not in stats and "s3cret" not in repr(app.settings)
 
 
 def test_server_going_away_under_a_running_app(tmp_path: Path, hash_embedder) -> None:
     """A long-running process reports a lost server in one line and carries on once it is back."""
-    from bot.app import App
+    from bot.wiring import Services
     from index.errors import NewsbotError
 
     port = _free_port()
     with running_chroma(tmp_path, port) as server:
-        app = App(make_settings(tmp_path / "data", chroma_host=server.host, chroma_port=port,
+        app = Services(make_settings(tmp_path / "data", chroma_host=server.host, chroma_port=port,
                                 index_refresh_seconds=0.0), embedder=hash_embedder)
-        app.ingest(app.load([FIXTURES / "articles.jsonl"]))
-        assert app.ask("bike lanes parking").citations[0].url == "https://gazette.example/bike-lanes"
+        app.index.ingest(app.index.load([FIXTURES / "articles.jsonl"]))
+        assert app.answerer.ask("bike lanes parking").citations[0].url == "https://gazette.example/bike-lanes"
     with pytest.raises(NewsbotError, match=rf"^lost the Chroma server at 127.0.0.1:{port}: .*; is it running\?$"):
-        app.ask("bike lanes parking")
+        app.answerer.ask("bike lanes parking")
     with running_chroma(tmp_path, port):  # same data, same port: the same App object works again
-        assert app.ask("bike lanes parking").citations[0].url == "https://gazette.example/bike-lanes"
+        assert app.answerer.ask("bike lanes parking").citations[0].url == "https://gazette.example/bike-lanes"
 
 
 def test_unreachable_server_is_one_line_error(cli_env: dict[str, str]) -> None:
@@ -194,13 +195,13 @@ def test_unreachable_server_is_one_line_error(cli_env: dict[str, str]) -> None:
 # -- two processes: one ingests through the CLI, the other is already answering ------------------------------
 BOT_SCRIPT = """
 import json, sys
-from bot.app import App
+from bot.wiring import Services
 from bot.settings import Settings
 
-app = App(Settings(_env_file=None))
+app = Services(Settings(_env_file=None))
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
-    a = app.ask(line.strip())
+    a = app.answerer.ask(line.strip())
     print(json.dumps({"abstained": a.abstained, "cited": [c.url for c in a.citations],
                       "passages": [{"url": p.url, "dense": p.dense, "lexical": p.lexical} for p in a.passages]}),
           flush=True)
@@ -282,23 +283,23 @@ def test_running_bot_answers_from_an_article_another_process_ingested(server_env
 def test_two_processes_saving_snapshots_into_one_data_dir_at_once(tmp_path: Path, hash_embedder, chroma_server,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers on one host may share a data dir: losing the snapshot swap to another process is not an error."""
-    import index.lexical
-    from bot.app import App
+    import index.snapshot
+    from bot.wiring import Services
 
-    app = App(make_settings(tmp_path / "data", chroma_host=chroma_server.host, chroma_port=chroma_server.port,
+    app = Services(make_settings(tmp_path / "data", chroma_host=chroma_server.host, chroma_port=chroma_server.port,
                             collection=_collection()), embedder=hash_embedder)
-    app.ingest(app.load([FIXTURES / "articles.jsonl"]))
-    real_replace = index.lexical.os.replace
+    app.index.ingest(app.index.load([FIXTURES / "articles.jsonl"]))
+    real_replace = index.snapshot.os.replace
 
     def other_process_won(src, dst):  # type: ignore[no-untyped-def]
-        if Path(dst).name == index.lexical.SNAPSHOT:  # the other process put its snapshot in place first
+        if Path(dst).name == index.snapshot.SNAPSHOT:  # the other process put its snapshot in place first
             Path(dst).mkdir(exist_ok=True)
             (Path(dst) / "theirs").write_text("x")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(index.lexical.os, "replace", other_process_won)
+    monkeypatch.setattr(index.snapshot.os, "replace", other_process_won)
     body = "A zebra crossing festival drew nine thousand visitors to Quillport on Sunday afternoon."
-    report = app.ingest([Article(id="zebra", title="Zebra festival", body=body)])
+    report = app.index.ingest([Article(id="zebra", title="Zebra festival", body=body)])
     assert report.new == 1
-    assert app.ask("zebra crossing festival Quillport").citations[0].article_id == "zebra"
-    assert not list((tmp_path / "data").rglob(".lexical-*"))  # no temporary directories left behind
+    assert app.answerer.ask("zebra crossing festival Quillport").citations[0].article_id == "zebra"
+    assert not list((tmp_path / "data").rglob(".snapshot-*"))  # no temporary directories left behind

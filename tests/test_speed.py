@@ -10,7 +10,7 @@ import pytest
 
 from index.errors import NewsbotError
 from index.types import Article
-from tests.conftest import FIXTURES, make_settings
+from tests.fakes import FIXTURES, make_settings
 
 TEXTS = [
     "The city council voted 7-2 on Tuesday to add protected bike lanes on Main Street.",
@@ -21,7 +21,7 @@ TEXTS = [
 
 
 def _articles(app: Any) -> list[Article]:
-    return [a for a in app.load([FIXTURES / "articles.jsonl"]) if isinstance(a, Article)]
+    return [a for a in app.index.load([FIXTURES / "articles.jsonl"]) if isinstance(a, Article)]
 
 
 # -- precision names ---------------------------------------------------------------------------------------
@@ -46,24 +46,24 @@ def test_changing_precision_changes_every_content_hash() -> None:
 
 
 def test_new_index_records_the_setting_existing_index_keeps_its_own(tmp_path: Path) -> None:
-    from bot.app import App
+    from bot.wiring import Services
     from index.embed import model_name
     from index.store import ChromaStore
 
-    fresh = App(make_settings(tmp_path / "new"))
-    assert fresh.precision == "int8"  # the default
-    assert fresh.store.embedding_model == model_name("int8")
+    fresh = Services(make_settings(tmp_path / "new"))
+    assert fresh.index.precision == "int8"  # the default
+    assert fresh.index.store.embedding_model == model_name("int8")
 
     old_dir = tmp_path / "old"
     ChromaStore(path=old_dir / "chroma", embedding_model=model_name("fp32"))  # an index built with fp32
-    app = App(make_settings(old_dir, embed_precision="int8"))
-    assert app.precision == "fp32"  # queries must be embedded like the stored vectors
-    assert app.store.embedding_model == model_name("fp32")
+    app = Services(make_settings(old_dir, embed_precision="int8"))
+    assert app.index.precision == "fp32"  # queries must be embedded like the stored vectors
+    assert app.index.store.embedding_model == model_name("fp32")
 
     other = tmp_path / "other"
     ChromaStore(path=other / "chroma", embedding_model="someone/else")
     with pytest.raises(NewsbotError, match="someone/else"):
-        App(make_settings(other)).store  # noqa: B018  (a foreign model is still refused)
+        Services(make_settings(other)).index.store  # noqa: B018  (a foreign model is still refused)
 
 
 # -- the int8 model ----------------------------------------------------------------------------------------
@@ -149,17 +149,17 @@ def test_batching_by_length_leaves_fp32_vectors_as_if_each_ran_alone(real_embedd
 
 # -- overlapped writes -------------------------------------------------------------------------------------
 def test_overlapped_writes_store_exactly_what_sync_writes_store(tmp_path: Path, hash_embedder: Any) -> None:
-    from bot.app import App
-    from index.ingest import ingest
+    from bot.wiring import Services
+    from index.ingest import ChunkingConfig, ingest
 
     results = []
     for mode in (True, False):
-        app = App(make_settings(tmp_path / f"d{mode}"), embedder=hash_embedder)
-        report = ingest(_articles(app), app.store, app.embedder, app.lexical_dir, config=app.chunking,
-                        batch_articles=2, overlap_writes=mode)
-        chunks = sorted((c.id, c.text, c.meta["content_hash"]) for c in app.store.iter_chunks())
+        app = Services(make_settings(tmp_path / f"d{mode}"), embedder=hash_embedder)
+        report = ingest(_articles(app), app.index.store, app.index.embedder, app.index.layout.snapshot_dir,
+                        config=ChunkingConfig(), batch_articles=2, overlap_writes=mode)
+        chunks = sorted((c.id, c.text, c.meta.content_hash) for c in app.index.store.iter_chunks())
         results.append(((report.new, report.updated, report.chunks_added, report.chunks_total), chunks,
-                        sorted(app.store.catalog())))
+                        sorted(app.index.store.catalog())))
     assert results[0] == results[1]
     assert results[0][0][0] == 6 and results[0][0][2] == len(results[0][1])
 
@@ -182,19 +182,20 @@ class FailingStore:
 
 def test_a_failed_background_write_surfaces_and_leaves_only_whole_articles(tmp_path: Path,
                                                                           hash_embedder: Any) -> None:
-    from bot.app import App
-    from index.ingest import ingest
+    from bot.wiring import Services
+    from index.ingest import ChunkingConfig, ingest
 
-    app = App(make_settings(tmp_path / "d"), embedder=hash_embedder)
+    app = Services(make_settings(tmp_path / "d"), embedder=hash_embedder)
     articles = _articles(app)
-    store = FailingStore(app.store, fail_on=2)
+    store = FailingStore(app.index.store, fail_on=2)
     with pytest.raises(NewsbotError, match="could not write to the index: No space left on device"):
-        ingest(articles, store, app.embedder, app.lexical_dir, config=app.chunking, batch_articles=2)  # type: ignore[arg-type]
-    committed = app.store.catalog()
+        ingest(articles, store, app.index.embedder, app.index.layout.snapshot_dir, config=ChunkingConfig(),  # type: ignore[arg-type]
+               batch_articles=2)
+    committed = app.index.store.catalog()
     assert set(committed) == {a.id for a in articles[:2]}  # the first batch only; nothing after the failure
     for aid, rec in committed.items():
-        assert len([c for c in app.store.iter_chunks() if c.meta["article_id"] == aid]) == rec.n_chunks
+        assert len([c for c in app.index.store.iter_chunks() if c.meta.article_id == aid]) == rec.n_chunks
     # a rerun converges to the full index
-    report = app.ingest(articles)
+    report = app.index.ingest(articles)
     assert (report.new, report.unchanged) == (4, 2)
-    assert set(app.store.catalog()) == {a.id for a in articles}
+    assert set(app.index.store.catalog()) == {a.id for a in articles}

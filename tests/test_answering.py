@@ -1,0 +1,67 @@
+"""The answering pipeline on its own seams: a fake search and a scripted chat model, no Chroma, no model server."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answering import Answerer, AnsweringConfig
+from bot.conversation import Turn
+from bot.llm import LLMError
+from index import Filters
+from index.errors import NewsbotError
+from tests.fakes import FakeSearch, ScriptedChat, passage
+
+PASSAGES = [
+    passage("a1:0", "The council voted 7-2 to build protected bike lanes on Main Street. Work starts in May.",
+            title="Council approves bike lanes", source="Riverside Gazette"),
+    passage("a2:0", "The harbour reopened after the storm. Ferries run again from Monday.",
+            title="Harbour reopens", source="Coastal Times"),
+]
+
+
+def test_extractive_answer_from_a_fake_search() -> None:
+    search = FakeSearch(PASSAGES)
+    answer = Answerer(search).ask("how did the council vote on bike lanes?",
+                                  filters=Filters(sources=("Riverside Gazette",)))
+    assert not answer.abstained and answer.mode == "extractive"
+    assert answer.citations[0].article_id == "a1"
+    assert "voted 7-2" in answer.statements[0].text
+    assert search.queries == [("how did the council vote on bike lanes?", 10, Filters(sources=("Riverside Gazette",)))]
+    assert set(answer.timings_ms) == {"condense", "retrieve", "answer", "total"}
+
+
+def test_llm_answer_is_verified_against_the_passages_it_was_shown() -> None:
+    chat = ScriptedChat("The council approved the lanes by 7 votes to 2 [1]. Aliens built the harbour [9].")
+    answer = Answerer(FakeSearch(PASSAGES), chat).ask("how did the council vote?")
+    assert answer.mode == "llm" and answer.model == "scripted"
+    assert [s.text for s in answer.statements] == ["The council approved the lanes by 7 votes to 2."]  # [9] dropped
+    assert answer.citations[0].quotes == ("The council voted 7-2 to build protected bike lanes on Main Street.",)
+    assert "bike lanes" in chat.requests[0][-1].content  # the passages went into the prompt
+
+
+def test_a_failing_llm_falls_back_to_the_extractive_answer_with_a_notice() -> None:
+    answer = Answerer(FakeSearch(PASSAGES), ScriptedChat(LLMError("the model server is down"))).ask(
+        "how did the council vote on bike lanes?")
+    assert answer.mode == "extractive" and "the model server is down" in answer.notice
+    assert "voted 7-2" in answer.text
+
+
+def test_a_follow_up_is_condensed_by_the_llm_before_searching() -> None:
+    search = FakeSearch(PASSAGES)
+    chat = ScriptedChat("When does work on the Main Street bike lanes start?", "Work starts in May [1].")
+    history = [Turn("how did the council vote on bike lanes?", "how did the council vote on bike lanes?")]
+    answer = Answerer(search, chat).ask("when does it start?", history)
+    assert search.queries[0][0] == "When does work on the Main Street bike lanes start?"
+    assert answer.standalone_question == "When does work on the Main Street bike lanes start?"
+    assert answer.text == "Work starts in May. [1]"
+
+
+def test_limits_come_from_the_config() -> None:
+    answerer = Answerer(FakeSearch(PASSAGES), config=AnsweringConfig(max_question_chars=20, top_k=1))
+    with pytest.raises(NewsbotError, match="NEWSBOT_MAX_QUESTION_CHARS"):
+        answerer.ask("x" * 21)
+    with pytest.raises(NewsbotError, match="empty"):
+        answerer.ask(" \u200b ")
+    search = answerer.search
+    answerer.ask("bike lanes?")
+    assert isinstance(search, FakeSearch) and search.queries[-1][1] == 1
