@@ -80,6 +80,8 @@ _NUMBERS = {w: i for i, w in enumerate(
     "one two three four five six seven eight nine ten eleven twelve".split(), 1)}
 _COUNT_RE = r"(\d{1,3}|" + "|".join(_NUMBERS) + r"|a|an|(?:a\s+)?couple(?:\s+of)?|(?:a\s+)?few)"
 _UNIT_RE = r"(day|week|month|year)s?"
+# Broadcast names that start with a weekday ("on Thursday Night Football") say nothing about when.
+_NOT_A_DAY = r"(?!\s+night\s+(?:football|baseball|raw)\b)"
 _BOUND = r"(since|after|before|until|till|up\s+to)"
 _PREP = r"(?:in|on|during|over|within|for|of|from|at|by|throughout)"
 # Words in front of a month name, year or weekday that make it a time ("in May", "since 2021", "on Friday").
@@ -218,7 +220,7 @@ _KINDS: tuple[_Kind, ...] = (
        lambda m, a: (_week_of(a)[0] - timedelta(days=2), _week_of(a)[0] - timedelta(days=1))),
     _k(r"\b" + _COUNT_RE + r"\s+" + _UNIT_RE + r"\s+ago\b", lambda m, a: _ago(a, _count(m[1]), m[2])),
     _k(r"\blast\s+" + _WEEKDAY_RE + r"\b", lambda m, a: _day_span(_weekday_on_or_before(a, m[1], True))),
-    _k(r"\b(?:on\s+|this\s+)?" + _WEEKDAY_RE + r"\b(?!['’]s)",
+    _k(r"\b(?:on\s+|this\s+)?" + _WEEKDAY_RE + r"\b(?!['’]s)" + _NOT_A_DAY,
        lambda m, a: _day_span(_weekday_on_or_before(a, m[1], False)), needs_context=True),
     _k(r"\b(?:recently|lately|of\s+late|(?:in|over)\s+recent\s+days)\b",
        lambda m, a: _rolling(a, RECENT_DAYS, "day")),

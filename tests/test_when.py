@@ -63,6 +63,7 @@ def window(question: str, as_of: date | datetime = WED) -> tuple[date, date] | N
     ("what did Biden say on Sunday?", D(2024, 1, 1), (D(2023, 12, 31), D(2023, 12, 31))),
     ("what did Biden say on Friday?", D(2024, 3, 1), (D(2024, 3, 1), D(2024, 3, 1))),
     ("what did Biden say on Thursday?", D(2024, 3, 1), (D(2024, 2, 29), D(2024, 2, 29))),
+    ("who won on Thursday night?", WED, (D(2023, 11, 30), D(2023, 11, 30))),
     # rolling windows ending on as_of
     ("what happened in the past 3 days?", WED, (D(2023, 12, 4), D(2023, 12, 6))),
     ("what happened in the last 10 days?", WED, (D(2023, 11, 27), D(2023, 12, 6))),
@@ -145,6 +146,8 @@ def test_window(question: str, as_of: date, expected: tuple[date, date]) -> None
     "Did the couple wed in secret?",
     "Who stars in the Wednesday series on Netflix?",
     "Who won Super Tuesday?",
+    "Who scored on Thursday Night Football?",
+    "what are the best bets for Sunday Night Football?",
     "What did Theresa May say about Brexit?",
     "How did a crowd of 2000 people react?",
     "What did the senators agree about the budget?",
