@@ -4,24 +4,27 @@ against the date the question is asked ("as of"); pure, stdlib only, no LLM.
 Semantics (every window is inclusive of both days; weeks are ISO weeks starting on Monday):
 
 - today / this morning / tonight: as_of. yesterday / last night: as_of − 1 day. the day before yesterday: − 2.
-- this week: Monday of as_of's week … as_of. last week / the previous week: the previous Monday … Sunday.
+- this week: Monday of as_of's week … as_of. last week / previous week: the previous Monday … Sunday.
+  last weekend: the Saturday and Sunday of the previous week.
 - this month: the 1st … as_of. last month: the whole previous calendar month. this year / last year likewise.
 - on|this <weekday>: the most recent such day on or before as_of (as_of itself when it is that weekday).
-  last <weekday>: the most recent such day strictly before as_of. A weekday needs one of those words, or
-  since/before/after/until, in front of it ("Wednesday" alone, "wed" and "sun" are not time).
-- the past/last N days|weeks|months|years, or "past week" without "the": a rolling window ending on as_of:
-  N days = as_of − (N − 1) … as_of; N weeks = the last 7·N days; N months = (as_of minus N calendar months,
-  clamped to the month's last day) + 1 day … as_of; years = 12·N months. N is digits or one…twelve;
-  "a couple of" = 2, "a few" = 3, no number = 1. "last week" without "the" or a number is the calendar week.
+  last <weekday>: the most recent such day strictly before as_of. A weekday is time only after on/this/
+  last or a preposition (since, before, in, …): "Wednesday" alone, "Super Tuesday", "wed", "sun" and
+  "Thursday Night Football" are not.
+- the past|last|previous N days|weeks|months|years, and "past week" even without "the": a rolling window
+  ending on as_of. N days = as_of − (N − 1) … as_of; N weeks = the last 7·N days; N months = (as_of minus N
+  calendar months, clamped to the month's last day) + 1 day … as_of; years = 12·N months. N is digits or
+  one…twelve; "a couple of" = 2, "a few" = 3, no number = 1 ("in the last week" = the last 7 days, while
+  "last week" without "the" or a number is the calendar week).
 - recently / lately / of late / in recent days: the last RECENT_DAYS days; in recent weeks: the last
   RECENT_WEEKS_DAYS days; in recent months: the last RECENT_MONTHS months.
-- N days|weeks|months|years ago: that day, ISO week, calendar month or year.
+- N days ago: that day; N weeks|months|years ago: the ISO week, calendar month or year N back.
 - Named periods: a full date (the forms ``index.query.find_days`` reads) is that day; "3 March"/"March 3"
   without a year is the most recent such day on or before as_of; "March 2023" the month; "in|since|…
   March" without a year the most recent such month not after as_of; "in|during|since|of|… 2023" the year
-  (1900–2100). A month name needs a year, a day, or a preposition in front of it, so the modal "may" and
-  the verb "march" are not time. A named period that contains as_of ends on as_of: there is no news from
-  after it.
+  (1900–2100). A month name needs a year, a day, or a preposition in front of it, and "may"/"march" next to
+  a bare day number need on/since/by/…, so the modal "may" and the verb "march" are not time. A named
+  period that contains as_of ends on as_of: there is no news from after it.
 - since X: start of X … as_of. after X: the day after X ends … as_of. before X: (open) … the day before X
   starts. until X: (open) … the end of X. A bound later than as_of leaves the window open to the future
   (date.max); "open" on the left is date.min.
@@ -76,8 +79,7 @@ class TimeIntent:
 
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _WEEKDAY_RE = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-_NUMBERS = {w: i for i, w in enumerate(
-    "one two three four five six seven eight nine ten eleven twelve".split(), 1)}
+_NUMBERS = {w: i for i, w in enumerate("one two three four five six seven eight nine ten eleven twelve".split(), 1)}
 _COUNT_RE = r"(\d{1,3}|" + "|".join(_NUMBERS) + r"|a|an|(?:a\s+)?couple(?:\s+of)?|(?:a\s+)?few)"
 _UNIT_RE = r"(day|week|month|year)s?"
 # Broadcast names that start with a weekday ("on Thursday Night Football") say nothing about when.
@@ -125,7 +127,7 @@ def _count(word: str) -> int:
 
 
 def _rolling(as_of: date, n: int, unit: str) -> Span:
-    unit = unit.lower()
+    n, unit = max(n, 1), unit.lower()  # "the past 0 days" is today, never an empty window
     if unit == "day":
         return as_of - timedelta(days=n - 1), as_of
     if unit == "week":
@@ -189,11 +191,22 @@ def _year(y: int) -> Span | None:
 class _Kind:
     pattern: re.Pattern[str]
     resolve: Resolver
-    needs_context: bool = False  # a bare month/year/weekday is time only after in/since/on/…
+    needs_context: Callable[[str], bool] | None = None  # given the match: is it time only after in/since/on/…?
+    context: re.Pattern[str] = _CONTEXT
 
 
-def _k(pattern: str, resolve: Resolver, needs_context: bool = False) -> _Kind:
-    return _Kind(re.compile(pattern, re.I), resolve, needs_context)
+def _k(pattern: str, resolve: Resolver, needs_context: Callable[[str], bool] | None = None,
+       context: re.Pattern[str] = _CONTEXT) -> _Kind:
+    return _Kind(re.compile(pattern, re.I), resolve, needs_context, context)
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+# "the 12 may leave", "march 3 times": a day number next to these is time only after on/since/by/… ("of" is not enough).
+_modal_or_verb = re.compile(r"\b(?:may|mar(?:ch)?)\b", re.I).search
+_DAY_CONTEXT = re.compile(r"\b(?:" + _BOUND + r"|on|by|from)\s*$", re.I)
 
 
 _KINDS: tuple[_Kind, ...] = (
@@ -202,10 +215,12 @@ _KINDS: tuple[_Kind, ...] = (
     _k(_DMY.pattern, lambda m, a: _full_date(int(m[3]), _month(m[2]), int(m[1]))),
     _k(r"\b" + _MONTH_RE + r",?\s+(\d{4})\b",
        lambda m, a: _month_span(int(m[2]), _month(m[1])) if MIN_YEAR <= int(m[2]) <= MAX_YEAR else None),
-    _k(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH_RE + r"(?![\w])(?!,?\s+\d{4})",
-       lambda m, a: _yearless_day(_month(m[2]), int(m[1]), a)),
+    _k(r"\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH_RE + r"(?![\w])(?!,?\s+\d{4})",
+       lambda m, a: _yearless_day(_month(m[2]), int(m[1]), a), lambda t: bool(_modal_or_verb(t)),
+       _DAY_CONTEXT),
     _k(r"\b" + _MONTH_RE + r"\s+(\d{1,2})(?:st|nd|rd|th)?\b(?!\s*(?:,\s*)?\d)(?![:.]\d)",
-       lambda m, a: _yearless_day(_month(m[1]), int(m[2]), a)),
+       lambda m, a: _yearless_day(_month(m[1]), int(m[2]), a), lambda t: bool(_modal_or_verb(t)),
+       _DAY_CONTEXT),
     _k(r"\b(?:the\s+day\s+before\s+yesterday)\b", lambda m, a: _day_span(a - timedelta(days=2))),
     _k(r"\b(?:today|tonight|this\s+(?:morning|afternoon|evening)|earlier\s+today)\b", lambda m, a: _day_span(a)),
     _k(r"\b(?:yesterday|last\s+night)\b", lambda m, a: _day_span(a - timedelta(days=1))),
@@ -221,16 +236,16 @@ _KINDS: tuple[_Kind, ...] = (
     _k(r"\b" + _COUNT_RE + r"\s+" + _UNIT_RE + r"\s+ago\b", lambda m, a: _ago(a, _count(m[1]), m[2])),
     _k(r"\blast\s+" + _WEEKDAY_RE + r"\b", lambda m, a: _day_span(_weekday_on_or_before(a, m[1], True))),
     _k(r"\b(?:on\s+|this\s+)?" + _WEEKDAY_RE + r"\b(?!['’]s)" + _NOT_A_DAY,
-       lambda m, a: _day_span(_weekday_on_or_before(a, m[1], False)), needs_context=True),
+       lambda m, a: _day_span(_weekday_on_or_before(a, m[1], False)), _always),
     _k(r"\b(?:recently|lately|of\s+late|(?:in|over)\s+recent\s+days)\b",
        lambda m, a: _rolling(a, RECENT_DAYS, "day")),
     _k(r"\b(?:in|over)\s+recent\s+weeks\b", lambda m, a: _rolling(a, RECENT_WEEKS_DAYS, "day")),
     _k(r"\b(?:in|over)\s+recent\s+months\b", lambda m, a: _rolling(a, RECENT_MONTHS, "month")),
-    _k(r"\b" + _MONTH_RE + r"(?![\w])(?!['’]s)",
-       lambda m, a: _month_span(_latest_month(_month(m[1]), a), _month(m[1])), needs_context=True),
+    _k(r"\b" + _MONTH_RE + r"(?![\w-])(?!['’]s)",  # not "Mar-a-Lago", "May's government"
+       lambda m, a: _month_span(_latest_month(_month(m[1]), a), _month(m[1])), _always),
     # "of 2000 people", "in 2023 votes" are counts, not years
     _k(r"\b(?:the\s+year\s+)?(\d{4})\b(?![-/]\d)(?![ \t]+(?:people|[a-z]+s)\b)", lambda m, a: _year(int(m[1])),
-       needs_context=True),
+       _always),
 )
 
 
@@ -245,24 +260,26 @@ def _ago(as_of: date, n: int, unit: str) -> Span:
 class _Hit:
     start: int
     end: int
-    span: Span | None  # None: written like a date but no such day ("31 February 2023")
+    span: Span
 
 
 def _periods(text: str, as_of: date) -> list[_Hit]:
-    """Every period in the text, leftmost-longest first, without overlaps; an impossible date hides its parts."""
-    hits: list[_Hit] = []
+    """Every period in the text, leftmost-longest first, without overlaps; an impossible date ("31 February
+    2023", resolved to None) still hides the shorter periods inside it."""
+    found: list[tuple[int, int, Span | None]] = []
     for kind in _KINDS:
         for m in kind.pattern.finditer(text):
             word = m.group(0).split()[0].lower()
-            if kind.needs_context and word not in ("on", "this") and not _CONTEXT.search(text[:m.start()]):
+            if kind.needs_context and kind.needs_context(m.group(0)) and word not in ("on", "this") \
+                    and not kind.context.search(text[:m.start()]):
                 continue
-            hits.append(_Hit(m.start(), m.end(), kind.resolve(m, as_of)))
-    hits.sort(key=lambda h: (h.start, h.start - h.end))
-    out: list[_Hit] = []
-    for h in hits:
-        if not out or h.start >= out[-1].end:
-            out.append(h)
-    return [h for h in out if h.span is not None]
+            found.append((m.start(), m.end(), kind.resolve(m, as_of)))
+    found.sort(key=lambda f: (f[0], f[0] - f[1]))
+    kept: list[tuple[int, int, Span | None]] = []
+    for f in found:
+        if not kept or f[0] >= kept[-1][1]:
+            kept.append(f)
+    return [_Hit(start, end, span) for start, end, span in kept if span is not None]
 
 
 _BOUND_BEFORE = re.compile(r"\b" + _BOUND + r"\s+$", re.I)
@@ -275,7 +292,6 @@ def _window(text: str, as_of: date) -> tuple[TimeWindow, int, int] | None:
     if not hits:
         return None
     hit = hits[0]
-    assert hit.span is not None
     start, (lo, hi) = hit.start, hit.span
     bound = _BOUND_BEFORE.search(text[:start])
     if bound:

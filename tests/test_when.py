@@ -131,6 +131,10 @@ def window(question: str, as_of: date | datetime = WED) -> tuple[date, date] | N
     ("what happened on 29 February?", WED, (D(2020, 2, 29), D(2020, 2, 29))),  # the latest leap day
     ("what happened on 5 December?", WED, (D(2023, 12, 5), D(2023, 12, 5))),
     ("what happened on 7 December?", WED, (D(2022, 12, 7), D(2022, 12, 7))),  # not after as_of
+    ("what happened October 7?", WED, (D(2023, 10, 7), D(2023, 10, 7))),
+    ("what happened on 3 May?", WED, (D(2023, 5, 3), D(2023, 5, 3))),
+    ("what happened since May 3?", WED, (D(2023, 5, 3), WED)),
+    ("what happened on the 12th of March?", WED, (D(2023, 3, 12), D(2023, 3, 12))),
 ])
 def test_window(question: str, as_of: date, expected: tuple[date, date]) -> None:
     assert window(question, as_of) == expected
@@ -145,6 +149,9 @@ def test_window(question: str, as_of: date, expected: tuple[date, date]) -> None
     "Is the sun good for skin?",
     "Did the couple wed in secret?",
     "Who stars in the Wednesday series on Netflix?",
+    "How many of the 12 may leave the party?",
+    "Will the 2 march together?",
+    "Who owns Mar-a-Lago?",
     "Who won Super Tuesday?",
     "Who scored on Thursday Night Football?",
     "what are the best bets for Sunday Night Football?",
@@ -294,3 +301,24 @@ def test_relative_windows_are_never_empty_and_never_pass_as_of(as_of: date, expr
     assert w is not None
     assert w.start <= w.end <= as_of
     assert (w.end - w.start).days <= 366 * 31
+
+
+_WORDS = st.sampled_from(["in", "on", "since", "the", "past", "last", "this", "week", "May", "may", "March", "3",
+                          "31", "2023", "Monday", "latest", "how", "did", "unfold", "timeline", "of", "ago", "few",
+                          "0", "days", "?", "'s", "yesterday", "before", "after", "until", "February", "29"])
+
+
+@given(words=st.lists(_WORDS, max_size=12), as_of=st.dates(min_value=D(1950, 1, 1), max_value=D(2090, 12, 31)))
+def test_any_mix_of_time_words_resolves_to_a_sane_intent(words: list[str], as_of: date) -> None:
+    question = " ".join(words)
+    intent = resolve(question, as_of)
+    if question.strip():
+        assert intent.topic.strip()
+    if intent.window is not None:
+        assert intent.window.start <= intent.window.end
+        assert intent.expression and intent.expression in " ".join(question.split())
+
+
+@given(question=st.text(max_size=80))
+def test_arbitrary_text_never_raises(question: str) -> None:
+    resolve(question, WED)
