@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+RULES_VERSION = "1"  # bump when a rule below (or sentence splitting) changes: search snapshots are rebuilt
+
 PROSE = "prose"
 SOCIAL = "social"  # a tweet or other social embed
 PROMO = "promo"  # an advertisement, a call to action, site furniture ("Loading…", "Read more")

@@ -35,7 +35,14 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot"
 OLD_SNAPSHOTS = ("lexical",)  # directories of earlier formats, removed when a new snapshot is saved
-FORMAT = 5
+LAYOUT_VERSION = 5  # bump when what is saved changes
+
+
+def _format() -> str:
+    """The snapshot format: its layout and the sentence rules it was built with (a change of either rebuilds it)."""
+    from index.prose import RULES_VERSION
+
+    return f"{LAYOUT_VERSION}.{RULES_VERSION}"
 
 
 def lexical_text(title: str, text: str) -> str:
@@ -161,7 +168,7 @@ class SearchSnapshot:
                 "article_id": self.article_ids, "source": self.sources,
                 "published_ts": self.timestamps.tolist(), "day": self.days.tolist()}))
             (tmp / "version.json").write_text(json.dumps({"version": self.version, "rows": len(self.ids),
-                                                          "format": FORMAT, "embedding_model": self.embedding_model}))
+                                                          "format": _format(), "embedding_model": self.embedding_model}))
             target = data_dir / SNAPSHOT
             old = data_dir / f".snapshot-old-{os.getpid()}"
             try:
@@ -184,7 +191,7 @@ class SearchSnapshot:
             meta = json.loads((data_dir / SNAPSHOT / "version.json").read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != _format():
             return None
         return IndexVersion(str(meta.get("version", "")), str(meta.get("embedding_model", "")))
 
@@ -194,7 +201,7 @@ class SearchSnapshot:
         target = data_dir / SNAPSHOT
         try:
             meta = json.loads((target / "version.json").read_text())
-            if meta.get("format") != FORMAT:
+            if meta.get("format") != _format():
                 return None
             ids = json.loads((target / "ids.json").read_text())
             columns = json.loads((target / "columns.json").read_text())
