@@ -65,12 +65,13 @@ def compose(question: str, passages: Sequence[Passage], idf: dict[str, float], *
     total = sum(weights[t] * idf.get(t, 1.0) for t in weights) or 1.0
     candidates = _candidates(passages[: config.passages_considered], weights, idf, total)
     best_cover = max((c.relevance for c in candidates), default=0.0)
-    if not candidates or evidence_score(passages, best_cover) < config.abstain_threshold:
-        return abstention(question, passages, config)
+    evidence = evidence_score(passages, best_cover)
+    if not candidates or evidence < config.abstain_threshold:
+        return replace(abstention(question, passages, config), evidence=evidence)
     chosen = _per_part(candidates, parts, idf, config.max_quotes)
     chosen += _select([c for c in candidates if c not in chosen], weights, idf, total,
                       config.max_quotes - len(chosen), chosen)
-    return _cite(question, chosen, passages)
+    return replace(_cite(question, chosen, passages), evidence=evidence)
 
 
 def _coverage(terms: frozenset[str], weights: dict[str, float], idf: dict[str, float], total: float,

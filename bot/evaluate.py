@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -82,21 +81,20 @@ def retrieval_scores(retrieved: Sequence[str], facts: Sequence[str]) -> dict[str
             "mrr@10": 1.0 / first if first else 0.0, "recall@10": recall}
 
 
-_WORDS = re.compile(r"\w+")
+def _bare(text: str) -> str:
+    return "".join(text.split()).lower()
 
 
-def quote_matches_fact(quote: str, facts: Sequence[str]) -> bool:
-    """A cited quote overlaps a gold fact: one contains the other, or they share half the fact's words."""
-    q = _squash(quote).lower()
-    qwords = set(_WORDS.findall(quote.lower()))
-    for fact in facts:
-        f = _squash(fact).lower()
-        if f and (f in q or q in f):
-            return True
-        fwords = set(_WORDS.findall(fact.lower()))
-        if fwords and len(fwords & qwords) / len(fwords) >= 0.5:
-            return True
-    return False
+def quote_holds_fact(quote: str, fact: str) -> bool:
+    """A quote holds a gold fact when, whitespace removed and lower-cased, one contains the other (issue #14)."""
+    q, f = _bare(quote), _bare(fact)
+    return bool(q and f) and (f in q or q in f)
+
+
+def fact_in_chunk(fact: str, chunk: str) -> bool:
+    """The retrieval metric's containment (spaces and newlines removed), lower-cased: the fact could be quoted."""
+    f = _squash(fact).lower()
+    return bool(f) and f in _squash(chunk).lower()
 
 
 def answer_hit(answer: Answer, gold: str) -> bool | None:
@@ -120,6 +118,26 @@ def _pct(xs: Sequence[float], p: float) -> float:
     return round(s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))], 1)
 
 
+INFERENCE_TYPE = "inference_query"
+TOP = 10  # the retrieval metrics and facts_retrieved look at this many chunks
+
+
+def _first_rank(text: str, chunks: Sequence[str]) -> int | None:
+    """1-based rank of the first retrieved chunk holding ``text`` (the chunk containment), None if none does."""
+    return next((rank for rank, chunk in enumerate(chunks, 1) if fact_in_chunk(text, chunk)), None)
+
+
+def answer_facts(answer: Answer, q: Question) -> dict[str, Any]:
+    """Per question: the quotes, which gold facts each holds, and where the facts and quotes sit in the top 10."""
+    quotes = [qt for c in answer.citations for qt in c.quotes] if not answer.abstained else []
+    top = [p.text for p in answer.passages[:TOP]]
+    quote_facts = [[i for i, f in enumerate(q.facts) if quote_holds_fact(qt, f)] for qt in quotes]
+    return {"quotes": quotes, "quote_facts": quote_facts,
+            "quote_ranks": [_first_rank(qt, top) for qt in quotes],
+            "facts_matched": sorted({i for held in quote_facts for i in held}),
+            "fact_ranks": [[rank for rank, chunk in enumerate(top, 1) if fact_in_chunk(f, chunk)] for f in q.facts]}
+
+
 def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer], *, dump: Path | None = None,
              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run every question through ``ask`` and compute the figures ``newsbot eval`` prints."""
@@ -131,22 +149,29 @@ def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer], *, dum
             answer = ask(q.query)
             ms = (time.perf_counter() - started) * 1000
             retrieved = [p.text for p in answer.passages]
+            found = answer_facts(answer, q)
             row: dict[str, Any] = {"type": q.question_type, "ms": ms, "abstained": answer.abstained,
                                    "null": q.question_type == NULL_TYPE, "mode": answer.mode,
                                    "correct": answer_matches(answer.text, q.answer) if answer.mode == "llm" else None}
             if not row["null"]:
                 row.update(retrieval_scores(retrieved, q.facts))
-                quotes = [qt for c in answer.citations for qt in c.quotes] if not answer.abstained else []
-                row["quotes"] = len(quotes)
-                row["good_quotes"] = sum(quote_matches_fact(qt, q.facts) for qt in quotes)
+                row["quotes"] = len(found["quotes"])
+                row["good_quotes"] = sum(bool(held) for held in found["quote_facts"])
+                row["facts"] = len(q.facts)
+                row["facts_quoted"] = len(found["facts_matched"])
+                row["facts_retrieved"] = sum(bool(ranks) for ranks in found["fact_ranks"])
                 row["answer_hit"] = answer_hit(answer, q.answer)
+                row["answer_string"] = row["answer_hit"] if q.question_type == INFERENCE_TYPE else None
             rows.append(row)
             if out:
                 out.write(json.dumps({"query": q.query, "question_type": q.question_type, "retrieved": retrieved,
+                                      "retrieved_ids": [p.chunk_id for p in answer.passages],
                                       "answer": answer.text, "abstained": answer.abstained,
+                                      "evidence": answer.evidence, "mode": answer.mode,
                                       "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title,
                                                      "source": c.source, "quotes": list(c.quotes)}
-                                                    for c in answer.citations]}, ensure_ascii=False) + "\n")
+                                                    for c in answer.citations],
+                                      **found}, ensure_ascii=False) + "\n")
             if progress:
                 progress(1)
     finally:
@@ -156,20 +181,42 @@ def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer], *, dum
 
 
 METRICS = ("hits@10", "hits@4", "map@10", "mrr@10", "recall@10")
+ANSWER_FIGURES = ("fact_quoted_any", "facts_quoted", "facts_retrieved", "citation_precision", "answer_string",
+                  "quotes_per_answer")
+
+
+def _share(part: float, whole: float) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def answer_figures(answerable: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The answer-level figures over answerable rows; ``answer_string`` only when inference questions are among them."""
+    facts = sum(r["facts"] for r in answerable)
+    answered = [r for r in answerable if not r["abstained"]]
+    strings = [r["answer_string"] for r in answerable if r.get("answer_string") is not None]
+    figures: dict[str, Any] = {
+        "fact_quoted_any": _mean(float(r["facts_quoted"] > 0) for r in answerable),
+        "facts_quoted": _share(sum(r["facts_quoted"] for r in answerable), facts),
+        "facts_retrieved": _share(sum(r["facts_retrieved"] for r in answerable), facts),
+        "citation_precision": _share(sum(r["good_quotes"] for r in answerable), sum(r["quotes"] for r in answerable)),
+        "quotes_per_answer": _mean(r["quotes"] for r in answered),  # abstentions quote nothing and are left out
+    }
+    if strings:
+        figures["answer_string"] = _mean(float(h) for h in strings)
+    return figures
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     answerable = [r for r in rows if not r["null"]]
     nulls = [r for r in rows if r["null"]]
     hits = [r["answer_hit"] for r in answerable if r.get("answer_hit") is not None]
-    quotes = sum(r["quotes"] for r in answerable)
     result: dict[str, Any] = {"n": len(rows), "n_answerable": len(answerable), "n_null": len(nulls)}
     result.update({m: _mean(r[m] for r in answerable) for m in METRICS})
     result.update({
         "null_abstain_rate": _mean(float(r["abstained"]) for r in nulls),
         "answerable_abstain_rate": _mean(float(r["abstained"]) for r in answerable),
-        "citation_precision": round(sum(r["good_quotes"] for r in answerable) / quotes, 4) if quotes else 0.0,
-        "answer_hit_rate": _mean(float(h) for h in hits),
+        **answer_figures(answerable),
+        "answer_hit_rate": _mean(float(h) for h in hits),  # every type; answer_string is the inference-only figure
         "latency_ms": {"p50": _pct([r["ms"] for r in rows], 50), "p95": _pct([r["ms"] for r in rows], 95)},
     })
     llm_rows = [r for r in rows if r["mode"] == "llm"]
@@ -182,6 +229,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         entry: dict[str, Any] = {"n": len(group), "abstain_rate": _mean(float(r["abstained"]) for r in group)}
         if t != NULL_TYPE:
             entry.update({m: _mean(r[m] for r in group) for m in METRICS})
+            entry.update(answer_figures(group))
         by_type[t] = entry
     result["by_type"] = by_type
     return result
@@ -215,8 +263,6 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"recall@10 of gold facts: {result['recall@10']:.3f}")
     lines.append(f"abstained: {result['null_abstain_rate']:.1%} of null questions, "
                  f"{result['answerable_abstain_rate']:.1%} of answerable ones")
-    lines.append(f"citation precision: {result['citation_precision']:.3f}; "
-                 f"answer-string hit rate: {result['answer_hit_rate']:.3f}")
     if result.get("answer_accuracy") is not None:
         lines.append(f"LLM answer accuracy against the gold answers: {result['answer_accuracy']:.3f} "
                      f"({result['llm_answers']} LLM answers of {result['n']})")
@@ -229,4 +275,14 @@ def table(result: dict[str, Any]) -> str:
     for t, e in result["by_type"].items():
         vals = " ".join(f"{e[c]:>8.3f}" if c in e else f"{'–':>8}" for c in cols)
         lines.append(f"{t:24} {e['n']:>5} {vals} {e['abstain_rate']:>8.3f}")
+    lines.append("")
+    lines.append("answers (answerable questions; a quote holds a gold fact when, whitespace removed and lower-cased,")
+    lines.append("one contains the other; answer string: inference questions only; quotes: per non-abstained answer)")
+    lines.append(f"{'':24} {'n':>5} {'any fact':>8} {'facts':>8} {'in top10':>8} {'cit.prec':>8} "
+                 f"{'ans.str':>8} {'quotes':>8}")
+    groups = [("all answerable", result["n_answerable"], result),
+              *((t, e["n"], e) for t, e in result["by_type"].items() if t != NULL_TYPE)]
+    for name, n, e in groups:
+        vals = " ".join(f"{e[c]:>8.3f}" if c in e else f"{'–':>8}" for c in ANSWER_FIGURES)
+        lines.append(f"{name:24} {n:>5} {vals}")
     return "\n".join(lines)

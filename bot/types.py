@@ -68,6 +68,7 @@ class Answer:
     model: str = ""
     notice: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    evidence: float | None = None  # the extractive composer's evidence score (None when it did not decide)
 
     @property
     def text(self) -> str:
