@@ -167,8 +167,9 @@ class SearchSnapshot:
             (tmp / "columns.json").write_text(json.dumps({
                 "article_id": self.article_ids, "source": self.sources,
                 "published_ts": self.timestamps.tolist(), "day": self.days.tolist()}))
-            (tmp / "version.json").write_text(json.dumps({"version": self.version, "rows": len(self.ids),
-                                                          "format": _format(), "embedding_model": self.embedding_model}))
+            tag = {"version": self.version, "rows": len(self.ids), "format": _format(),
+                   "embedding_model": self.embedding_model}
+            (tmp / "version.json").write_text(json.dumps(tag))
             target = data_dir / SNAPSHOT
             old = data_dir / f".snapshot-old-{os.getpid()}"
             try:
