@@ -57,12 +57,16 @@ class Retriever:
         self.snapshots = snapshots
         self.embedder = embedder
         self.config = config
-        self._matcher = OutletMatcher([])
-        snapshots.on_change = lambda snap: setattr(self, "_matcher", OutletMatcher(snap.known_sources))
+        self._matcher: tuple[SearchSnapshot | None, OutletMatcher] = (None, OutletMatcher([]))
+
+    def _outlets(self, snap: SearchSnapshot) -> OutletMatcher:
+        """The outlet matcher of ``snap``'s outlets (built once per snapshot)."""
+        if self._matcher[0] is not snap:
+            self._matcher = (snap, OutletMatcher(snap.known_sources))
+        return self._matcher[1]
 
     def plan(self, question: str) -> QueryPlan:
-        self.snapshots.current()
-        found = plan(question, self._matcher)
+        found = plan(question, self._outlets(self.snapshots.current()))
         return found if self.config.outlet_aware else replace(found, outlets=())
 
     def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]:

@@ -296,7 +296,6 @@ class SnapshotKeeper:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None  # a rebuild running beside the searches
         self._built: SearchSnapshot | None = None  # what the last finished background rebuild produced
-        self.on_change: Callable[[SearchSnapshot], None] = lambda snap: None
 
     @property
     def store(self) -> ChromaStore:
@@ -331,7 +330,6 @@ class SnapshotKeeper:
                     assert self._snap is not None
                     return self._snap
             self._snap = snap
-            self.on_change(snap)
             return self._snap
 
     def expire(self) -> None:

@@ -59,3 +59,11 @@ def test_question_limits(fast_app) -> None:  # type: ignore[no-untyped-def]
         fast_app.answerer.ask(" \u200b\t ")
     with pytest.raises(NewsbotError, match="NEWSBOT_MAX_QUESTION_CHARS"):
         fast_app.answerer.ask("why " * 2000)
+
+
+def test_outlets_named_in_the_question_are_recognised_whoever_loaded_the_snapshot(fast_app) -> None:  # type: ignore[no-untyped-def]
+    """The index may load its snapshot (for stats or term weights) before the retriever exists."""
+    fast_app.index.ingest(fast_app.index.load([FIXTURES / "articles.jsonl"]))
+    fast_app.index.size()
+    plan = fast_app.index.retriever.plan("What did the Riverside Gazette report about Harbor Tech?")
+    assert plan.outlets == (frozenset({"Riverside Gazette"}),)
