@@ -107,6 +107,11 @@ class Answerer:
         answer = truncate(answer, cfg.max_answer_chars)
         yield replace(answer, standalone_question=standalone, timings_ms=timings)
 
+    def retrieve(self, question: str, *, top_k: int | None = None, filters: Filters = NO_FILTERS) -> list[Passage]:
+        """The passages ``ask`` answers a standalone ``question`` from, best first, ranked exactly as ``ask`` ranks
+        them (the question checked and cleaned as ``ask`` does; NewsbotError when empty or too long)."""
+        return self.search.search(self.check_question(question), top_k or self.config.top_k, filters)
+
     def check_question(self, question: str) -> str:
         """The question cleaned of control and zero-width characters; NewsbotError when empty or too long."""
         cleaned = " ".join("".join(ch for ch in question if ch.isprintable() or ch.isspace()).split())
