@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("discord", help="run the Discord bot (needs DISCORD_TOKEN; see docs/discord.md)")
 
+    mcp = sub.add_parser("mcp", help="serve search_news, ask_news and list_sources to AI assistants over MCP "
+                                     "(stdio; needs newsbot[mcp])")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP on 127.0.0.1 instead of stdio")
+    mcp.add_argument("--port", type=int, default=None, help="the --http port (default 8765)")
+
     fg = sub.add_parser("forget", help="remove one article (by id or url) everywhere")
     fg.add_argument("article_id", metavar="ARTICLE_ID")
     fg.add_argument("--json", action="store_true")
@@ -120,7 +125,7 @@ def _configure_logging(level: str, verbose: bool, data_dir: Path) -> Path | None
     console.addFilter(lambda record: not record.name.startswith("trafilatura"))
     root.addHandler(console)
     for noisy in ("chromadb", "httpx", "httpcore", "urllib3", "onnxruntime", "bm25s", "discord", "asyncio", "openai",
-                  "ollama", "llama_index", "trafilatura", "htmldate", "courlan", "justext"):
+                  "ollama", "llama_index", "mcp", "uvicorn", "trafilatura", "htmldate", "courlan", "justext"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +162,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return run_discord(services.answerer, services.index, settings)
     if args.command == "eval":
         return _eval(services, args)
+    if args.command == "mcp":
+        return _mcp(services, args)
     if args.command == "forget":
         ids, removed = services.index.forget(args.article_id)
         if args.json:
@@ -321,6 +328,21 @@ def _eval(services: Services, args: argparse.Namespace) -> int:
     result["chunk_tokens"] = evaluate.chunk_lengths(services.index.chunk_token_counts())
     print(json.dumps(result) if args.json else evaluate.table(result))
     return EXIT_OK
+
+
+def _mcp(services: Services, args: argparse.Namespace) -> int:
+    if args.port is not None and not args.http:
+        raise NewsbotError("--port applies to --http; stdio needs no port")
+    try:
+        from bot.mcp_server import DEFAULT_PORT, serve
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("mcp"):
+            raise
+        raise NewsbotError("newsbot mcp needs the MCP SDK: pip install 'newsbot[mcp]'") from None
+    port = DEFAULT_PORT if args.port is None else args.port
+    if not 0 < port < 65536:
+        raise NewsbotError(f"--port: {port} is not a port (1-65535)")
+    return serve(services.answerer, services.index, http=args.http, port=port)
 
 
 def _require_index(services: Services) -> None:
