@@ -20,7 +20,7 @@ from index.snapshot import read_marker as read_version_marker
 from index.types import Article, IndexVersion
 from tests.fakes import FIXTURES, ROOT, HashEmbedder, make_settings
 
-HEAVY = ("chromadb", "bm25s", "scipy")
+HEAVY = ("chromadb", "bm25s", "scipy", "mcp", "llama_index")
 
 # an ``ask`` in a fresh interpreter (hash embedder behind MiniLM), then the heavy modules it imported
 FRESH_ASK = """

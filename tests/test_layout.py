@@ -37,11 +37,21 @@ def test_index_never_imports_bot_and_prompts_imports_neither() -> None:
 def test_one_module_per_heavy_dependency() -> None:
     every = {**_modules("index"), **_modules("bot"), **_modules("prompts")}
     owners = {lib: sorted(n for n, imps in every.items() if lib in imps)
-              for lib in ("chromadb", "discord", "onnxruntime", "torch", "bm25s")}
+              for lib in ("chromadb", "discord", "onnxruntime", "torch", "bm25s", "mcp", "mcp_types")}
     assert owners["chromadb"] == ["index/store.py"]
     assert owners["onnxruntime"] == owners["torch"] == ["index/embed.py"]
     assert owners["bm25s"] == ["index/lexical.py"]
     assert owners["discord"] == ["bot/discord_bot.py"]
+    assert owners["mcp"] == ["bot/mcp_server.py"] and owners["mcp_types"] == []
+
+
+def test_llama_index_stays_in_its_two_shells() -> None:
+    """bot/llm.py wraps llama-index's LLM clients; bot/llamaindex_retriever.py alone speaks its retriever types."""
+    every = {**_modules("index"), **_modules("bot"), **_modules("prompts")}
+    assert sorted(n for n, imps in every.items() if "llama_index" in imps) == \
+        ["bot/llamaindex_retriever.py", "bot/llm.py"]
+    llm_imports = {n for n in _full_imports(ROOT / "bot" / "llm.py") if n.startswith("llama_index")}
+    assert all(n == "llama_index.core.llms" or n.startswith("llama_index.llms.") for n in llm_imports), llm_imports
 
 
 def test_bot_uses_only_the_index_surface() -> None:
