@@ -32,6 +32,8 @@ QUESTIONS = [
     "why did the summits fail?",
     "Is Trump receptive to dialogue with Kim Jong Un?",
     "Why is Harbor Tech facing an antitrust probe?",
+    "What did Market Wire and the Riverside Gazette report in 2024?",  # named outlets steer the ranking
+    "What did Culture Weekly write about the council?",
 ]
 
 
