@@ -7,11 +7,11 @@ unit tests) and, optionally, a chat model — so the whole pipeline runs without
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.answer import AnswerConfig, compose, truncate
+from bot.answer import AnswerConfig, compose, question_names, truncate
 from bot.conversation import Turn, condense
 from bot.generate import condense_question, generate
 from bot.llm import ChatModel, LLMError
@@ -27,6 +27,10 @@ class Search(Protocol):
     def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]: ...
 
     def term_weights(self, text: str) -> dict[str, float]: ...
+
+    def outlets(self) -> list[str]: ...
+
+    def unknown_terms(self, words: Sequence[str]) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,9 @@ class Answerer:
         if answer is None:
             parts = clauses(question)
             weights = self.search.term_weights(" ".join((standalone, context, *parts)))
-            answer = compose(question, passages, weights, context=context, parts=parts, config=cfg.answer)
+            names = question_names(standalone, self.search.outlets())
+            answer = compose(question, passages, weights, context=context, parts=parts, config=cfg.answer,
+                             names=names, unknown=self.search.unknown_terms(names))
             if notice:
                 answer = replace(answer, notice=f"{notice}; showing the extractive answer")
         done = time.perf_counter()

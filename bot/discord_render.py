@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from bot.mentions import neutralise_mentions
-from bot.types import ABSTAIN_TEXT, Answer, Citation
+from bot.types import Answer, Citation
 from index.types import IndexStats
 
 MESSAGE_LIMIT = 2000  # characters in one message
@@ -91,7 +91,7 @@ def render_answer(answer: Answer) -> str:
     if answer.notice:
         parts.append(f"_{escape(answer.notice)}_")
     if answer.abstained:
-        text = f"{ABSTAIN_TEXT.strip()} {ABSTAIN_HINT}"
+        text = f"{escape(answer.abstain_text)} {ABSTAIN_HINT}"
         parts.append(text)
         if answer.citations:
             parts.append(sources_block(answer.citations, heading="Closest articles"))

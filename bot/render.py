@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.types import ABSTAIN_TEXT, Answer, Citation
+from bot.types import Answer, Citation
 
 
 def source_line(c: Citation) -> str:
@@ -19,7 +19,7 @@ def plain(answer: Answer, *, passages: bool = False) -> str:
     if answer.notice:
         lines.append(f"({answer.notice})")
     if answer.abstained:
-        lines.append(ABSTAIN_TEXT)
+        lines.append(answer.abstain_text)
         if answer.citations:
             lines += ["", "Closest articles:"] + [source_line(c) for c in answer.citations]
         return "\n".join(lines)
@@ -51,7 +51,7 @@ def rich_renderable(answer: Answer):  # type: ignore[no-untyped-def]
     if answer.notice:
         parts.append(Text(answer.notice, style="yellow"))
     if answer.abstained:
-        parts.append(Text(ABSTAIN_TEXT, style="bold"))
+        parts.append(Text(answer.abstain_text, style="bold"))
         if answer.citations:
             parts.append(Text("\nClosest articles:", style="dim"))
             parts += [_rich_source(c) for c in answer.citations]

@@ -68,14 +68,24 @@ class Answer:
     model: str = ""
     notice: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()  # names in the question that no article mentions (why it abstained)
     evidence: float | None = None  # the extractive composer's evidence score (None when it did not decide)
 
     @property
     def text(self) -> str:
         """The answer as plain text with inline ``[n]`` markers."""
         if self.abstained:
-            return ABSTAIN_TEXT
+            return self.abstain_text
         return " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.cites)}".strip() for s in self.statements)
+
+    @property
+    def abstain_text(self) -> str:
+        """Why there is no answer: the names no article mentions, or that the articles don't cover it."""
+        if not self.missing:
+            return ABSTAIN_TEXT
+        names = ", ".join(f"“{n}”" for n in self.missing[:-1])
+        names = f"{names} or “{self.missing[-1]}”" if names else f"“{self.missing[-1]}”"
+        return prompts.render("missing", names=names)
 
     def as_dict(self) -> dict[str, Any]:
         """The answer as JSON: the documented ``ask --json`` schema, also used by Discord's feedback log and
@@ -85,6 +95,7 @@ class Answer:
             "standalone_question": self.standalone_question,
             "answer": self.text,
             "abstained": self.abstained,
+            "missing": list(self.missing),
             "mode": self.mode,
             "model": self.model,
             "notice": self.notice,

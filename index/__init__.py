@@ -269,9 +269,9 @@ class Index:
         return self._snapshot().idf(terms(text))
 
     def unknown_terms(self, words: Iterable[str]) -> list[str]:
-        """Those of ``words`` (as written) whose stemmed forms occur in no indexed chunk."""
+        """Those of ``words`` (as written, e.g. names) that have a stemmed word no indexed chunk holds."""
         snap = self._snapshot()
-        return [w for w in words if (stems := terms(w)) and all(snap.doc_freq(t) == 0 for t in stems)]
+        return [w for w in words if any(snap.doc_freq(t) == 0 for t in terms(w))]
 
     def outlets(self) -> list[str]:
         """The outlets of the indexed articles, sorted."""

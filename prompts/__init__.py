@@ -22,6 +22,3 @@ def render(name: str, **values: object) -> str:
     """Template ``name`` with ``$placeholders`` filled in; a missing value is an error."""
     return Template(load(name)).substitute({k: str(v) for k, v in values.items()})
 
-
-def names() -> list[str]:
-    return sorted(p.stem for p in TEMPLATES.glob("*.txt"))

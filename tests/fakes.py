@@ -125,6 +125,13 @@ class FakeSearch:
     def term_weights(self, text: str) -> dict[str, float]:
         return {t: self.weights.get(t, 1.0) for t in terms(text)}
 
+    def outlets(self) -> list[str]:
+        return sorted({p.source for p in self.passages if p.source})
+
+    def unknown_terms(self, words: Sequence[str]) -> list[str]:
+        known = {t for p in self.passages for s in p.sentences for t in s.terms}
+        return [w for w in words if any(t not in known for t in terms(w))]
+
 
 def make_settings(data_dir: Path, **kw: object):  # type: ignore[no-untyped-def]
     from bot.settings import Settings

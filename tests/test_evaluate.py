@@ -11,7 +11,8 @@ from bot import evaluate
 from bot.answer import AnswerConfig, compose
 from bot.evaluate import Question, fact_in_chunk, quote_holds_fact
 from bot.types import Answer, Citation, Statement
-from index.types import Passage
+from index import terms
+from index.types import Passage, Sentence
 
 ALPHA = "Alpha Corp said on Monday it would cut 500 jobs. The chief executive blamed weak demand."
 P1 = Passage("c1", "a1", ALPHA, 0.9)
@@ -105,7 +106,8 @@ def test_table_prints_the_answer_figures() -> None:
 
 def test_compose_reports_the_evidence_it_decided_on() -> None:
     passages = [Passage("c1", "a1", P1.text, 1.0, dense=0.9,
-                        sentences=("Alpha Corp said on Monday it would cut 500 jobs.",))]
+                        sentences=(Sentence("Alpha Corp said on Monday it would cut 500 jobs.",
+                                            tuple(terms("Alpha Corp said on Monday it would cut 500 jobs."))),))]
     answered = compose("Why did Alpha Corp cut 500 jobs?", passages, {})
     assert not answered.abstained and answered.evidence is not None and answered.evidence >= 0.30
     refused = compose("Why did Alpha Corp cut 500 jobs?", passages, {}, config=AnswerConfig(abstain_threshold=0.99))
