@@ -20,7 +20,8 @@ from discord import app_commands
 
 from bot import discord_render as render
 from bot.conversation import Turn
-from bot.discord_policy import Conversations, Cooldown, FeedbackLog, Gate, Ticket, user_hash
+from bot.conversation_store import ConversationStore
+from bot.discord_policy import Cooldown, FeedbackLog, Gate, Ticket, user_hash
 from bot.types import Answer
 from index import NO_FILTERS, Filters, IndexStats, date_filters
 from index.errors import NewsbotError
@@ -41,6 +42,7 @@ REJECTED_TOKEN = ("Discord rejected DISCORD_TOKEN: copy a fresh token from the d
 HELLO_TEXT = "Ask me a question about the news after the mention, e.g. “what did the council decide about bike lanes?”"
 OUTLETS_TTL = 60.0  # seconds an outlet list (for autocomplete) is reused
 NOTICE_SECONDS = 15.0  # cooldown and busy notices in channels delete themselves after this long
+STORE_FILE = "discord.sqlite3"  # conversations and follows, in the data dir
 
 
 class Asker(Protocol):
@@ -73,8 +75,10 @@ class DiscordConfig:
     message_content: bool = True
     shards: int | None = None
     feedback_path: Path | None = None
+    store_path: Path | None = None  # the SQLite file of conversations and follows (None: in memory)
     history_turns: int = 6  # earlier turns of a thread used to resolve a follow-up
     conversations: int = 1000  # threads/DMs whose history is remembered (least recently used dropped)
+    conversation_days: float = 30.0  # a conversation untouched for this long is forgotten
     view_timeout: float = 3600.0  # seconds the buttons under an answer keep working
 
     @classmethod
@@ -85,7 +89,9 @@ class DiscordConfig:
                    allowed_guild_ids=frozenset(s.discord_allowed_guild_ids),
                    allowed_channel_ids=frozenset(s.discord_allowed_channel_ids), allow_dms=s.discord_allow_dms,
                    threads=s.discord_threads, message_content=s.discord_message_content,
-                   shards=s.discord_shards, feedback_path=s.data_dir / "feedback.jsonl")
+                   shards=s.discord_shards, feedback_path=s.data_dir / "feedback.jsonl",
+                   store_path=s.data_dir / STORE_FILE, history_turns=s.discord_history_turns,
+                   conversations=s.discord_conversations, conversation_days=s.discord_conversation_days)
 
 
 # -- the bot ---------------------------------------------------------------------------------------------------
@@ -166,7 +172,8 @@ class NewsBot:
         self.client.event(self.on_message)
         self.cooldown = Cooldown(config.cooldown_seconds, clock)
         self.gate = Gate(config.max_in_flight, config.max_queue)
-        self.conversations = Conversations(config.conversations, config.history_turns)
+        self.conversations = ConversationStore(config.store_path, config.conversations, config.history_turns,
+                                               config.conversation_days)
         self.feedback = FeedbackLog(config.feedback_path)
         self._outlets: tuple[float, list[str]] | None = None
         self._register_commands()
@@ -175,6 +182,16 @@ class NewsBot:
     async def off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run embedding, Chroma, BM25, answer composition or file I/O in a worker thread."""
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _remembers(self, key: int | None) -> bool:
+        """Is this channel a conversation the bot keeps (one of its threads, a DM), in this process or before?"""
+        return key is not None and await self.off_loop(self.conversations.__contains__, key)
+
+    async def _remember(self, key: int | None, answer: Answer) -> None:
+        """Append the turn, and the articles its answer cited, to the conversation (when there is one)."""
+        if key is not None:
+            turn = Turn(answer.question, answer.standalone_question or answer.question)
+            await self.off_loop(self.conversations.add, key, turn, [c.article_id for c in answer.citations])
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def _setup_hook(self) -> None:
@@ -248,11 +265,11 @@ class NewsBot:
                                                          allowed_mentions=NO_MENTIONS)
             if source:
                 filters = replace(filters, sources=(await self._outlet(source),))
-            key = interaction.channel_id if interaction.channel_id in self.conversations else None
+            key = interaction.channel_id if await self._remembers(interaction.channel_id) else None
             await self.gate.ready(ticket)
-            answer = await self.off_loop(self.app.ask, question, self.conversations.history(key), filters=filters)
-            if key is not None:
-                self.conversations.add(key, Turn(answer.question, answer.standalone_question or answer.question))
+            history = await self.off_loop(self.conversations.history, key)
+            answer = await self.off_loop(self.app.ask, question, history, filters=filters)
+            await self._remember(key, answer)
             await self._send_answer(interaction, answer, replace_notice=bool(ticket.position))
         except Exception as err:
             await self.apologize(interaction, err)
@@ -330,8 +347,8 @@ class NewsBot:
         mine = [r for r in message.role_mentions if r.tags is not None and r.tags.bot_id == me.id]
         mentioned = any(u.id == me.id for u in message.mentions) or bool(mine)  # the bot or its own role
         dm = message.guild is None
-        own_thread = isinstance(channel, discord.Thread) and (channel.id in self.conversations
-                                                               or channel.owner_id == me.id)
+        own_thread = isinstance(channel, discord.Thread) and (channel.owner_id == me.id
+                                                               or await self._remembers(channel.id))
         if not (dm or mentioned or own_thread):
             return
         if self._refusal(None if dm else message.guild.id, channel.id, _parent_id(channel)) is not None:  # type: ignore[union-attr]
@@ -370,16 +387,16 @@ class NewsBot:
                 try:
                     thread = await message.create_thread(name=render.thread_name(question))
                     target, key, first_reply = thread, thread.id, False
-                    self.conversations.start(thread.id)
+                    await self.off_loop(self.conversations.start, thread.id)
                 except (discord.HTTPException, ValueError) as err:
                     log.warning("could not open a thread (%s): grant Create Public Threads; answering in place", err)
             if ticket.position:
                 await self._send(message, target, first_reply, render.queue_text(ticket.position))
             async with target.typing():
                 await self.gate.ready(ticket)
-                answer = await self.off_loop(self.app.ask, question, self.conversations.history(key))
-            if key is not None:
-                self.conversations.add(key, Turn(answer.question, answer.standalone_question or answer.question))
+                history = await self.off_loop(self.conversations.history, key)
+                answer = await self.off_loop(self.app.ask, question, history)
+            await self._remember(key, answer)
             pieces = render.answer_messages(answer)
             view = AnswerView(self, answer, self.config.view_timeout)
             for i, piece in enumerate(pieces):

@@ -18,8 +18,9 @@ from discord import app_commands
 
 from bot import discord_render as render
 from bot.conversation import Turn
+from bot.conversation_store import ConversationStore
 from bot.discord_bot import AnswerView, DiscordConfig, NewsBot
-from bot.discord_policy import Conversations, Gate
+from bot.discord_policy import Gate
 from index.errors import NewsbotError
 from tests.fakes import (
     FIXTURES,
@@ -39,14 +40,34 @@ from tests.fakes import (
 
 
 # -- /ask ------------------------------------------------------------------------------------------------------
-def test_conversations_keep_the_last_turns_of_the_most_recent_threads() -> None:
-    memory = Conversations(most=2, turns=2)
-    for key in (1, 2):
+def test_conversations_keep_the_last_turns_of_the_most_recent_threads(tmp_path: Path) -> None:
+    now = [1000.0]
+    memory = ConversationStore(tmp_path / "c.sqlite3", most=2, turns=2, max_age_days=30, clock=lambda: now[0])
+    for key in (2, 1):
         for i in range(3):
-            memory.add(key, Turn(f"q{key}.{i}", f"q{key}.{i}"))
+            now[0] += 1
+            memory.add(key, Turn(f"q{key}.{i}", f"q{key}.{i}"), [f"a{i}"])
     assert [t.question for t in memory.history(1)] == ["q1.1", "q1.2"]  # only the last two turns
+    assert memory.sources(1) == [("a1",), ("a2",)]
+    now[0] += 1
     memory.start(3)  # thread 2 is now the least recently used: dropped
     assert 2 not in memory and 1 in memory and 3 in memory and memory.history(2) == []
+    now[0] += 30 * 86400  # a month later thread 1 has expired; thread 3 was just touched
+    memory.start(3)
+    assert 1 not in memory and memory.history(1) == [] and len(memory) == 1
+
+
+def test_conversations_survive_a_new_store_and_a_second_writer(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    first, second = ConversationStore(path), ConversationStore(path)  # two bot processes, one file
+    first.add(7, Turn("q1", "s1"), ["a1"])
+    second.add(7, Turn("q2", "s2"), ["a2", "a3"])
+    assert first.history(7) == [Turn("q1", "s1"), Turn("q2", "s2")]
+    first.close()
+    second.close()
+    again = ConversationStore(path)
+    assert again.history(7) == [Turn("q1", "s1"), Turn("q2", "s2")] and again.sources(7) == [("a1",), ("a2", "a3")]
+    assert again._read("PRAGMA journal_mode")[0][0] == "wal"
 
 
 async def test_ask_defers_first_then_answers_by_followup(tmp_path: Path) -> None:
@@ -297,6 +318,45 @@ async def test_mention_opens_a_thread_and_follow_ups_use_the_earlier_turn(tmp_pa
     replies = [e for e in events if e[0] == "reply"]  # the follow-up is answered as a reply inside the thread
     assert len(replies) == 1 and "[1]" in replies[0][1][0] and sum(e[0] == "send" for e in events) == 1
     assert_never_pings(events)
+
+
+async def test_a_restarted_bot_resolves_follow_ups_in_an_old_dm(tmp_path: Path) -> None:
+    events: list[Any] = []
+    app = ScriptedApp(events)
+    bot = make_bot(app, tmp_path, cooldown_seconds=0)
+    bot.client._connection.user = me_user()
+    dm = make_channel(events, discord.DMChannel, 50)
+    await bot.on_message(make_message(events, "what did the council decide?", channel=dm, guild_id=None))
+    bot.conversations.close()
+
+    restarted = make_bot(app, tmp_path, cooldown_seconds=0)  # a new process: same data dir, nothing in memory
+    restarted.client._connection.user = me_user()
+    await restarted.on_message(make_message(events, "and when does work start?", channel=dm, guild_id=None))
+    question, history, _ = app.calls[-1]
+    assert question == "and when does work start?"
+    assert history == [Turn("what did the council decide?", "what did the council decide?")]
+    assert restarted.conversations.sources(50) == [("a1",), ("a1",)]  # each answer's cited articles
+    assert_never_pings(events)
+
+
+async def test_a_thread_the_bot_opened_is_remembered_across_restarts(tmp_path: Path) -> None:
+    events: list[Any] = []
+    app = ScriptedApp(events)
+    me = me_user()
+    bot = make_bot(app, tmp_path, cooldown_seconds=0)
+    bot.client._connection.user = me
+    channel = make_channel(events, discord.TextChannel, 20)
+    thread = make_channel(events, discord.Thread, 31, owner_id=ME, parent_id=20)
+    first = make_message(events, f"<@{ME}> bike lanes?", channel=channel, mentions=[me])
+    first.create_thread.return_value = thread
+    await bot.on_message(first)
+    bot.conversations.close()
+    restarted = make_bot(app, tmp_path, cooldown_seconds=0)
+    restarted.client._connection.user = me
+    # the thread's owner is unknown after a restart (e.g. a partial channel object): the store still knows it
+    thread.owner_id = None
+    await restarted.on_message(make_message(events, "and who voted against?", channel=thread))
+    assert app.calls[-1][:2] == ("and who voted against?", [Turn("bike lanes?", "bike lanes?")])
 
 
 async def test_mentioning_the_bots_own_role_asks_too(tmp_path: Path) -> None:
