@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,9 @@ class Asker(Protocol):
     def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
             filters: Filters = NO_FILTERS) -> Answer: ...
 
+    def ask_stream(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
+                   filters: Filters = NO_FILTERS, stop: threading.Event | None = None) -> Iterator[str | Answer]: ...
+
 
 class Library(Protocol):
     """What the bot shows of the index (``index.Index`` provides it)."""
@@ -80,6 +84,7 @@ class DiscordConfig:
     conversations: int = 1000  # threads/DMs whose history is remembered (least recently used dropped)
     conversation_days: float = 30.0  # a conversation untouched for this long is forgotten
     view_timeout: float = 3600.0  # seconds the buttons under an answer keep working
+    edit_seconds: float = 1.0  # least time between two edits of a streamed draft
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordConfig:
@@ -91,7 +96,8 @@ class DiscordConfig:
                    threads=s.discord_threads, message_content=s.discord_message_content,
                    shards=s.discord_shards, feedback_path=s.data_dir / "feedback.jsonl",
                    store_path=s.data_dir / STORE_FILE, history_turns=s.discord_history_turns,
-                   conversations=s.discord_conversations, conversation_days=s.discord_conversation_days)
+                   conversations=s.discord_conversations, conversation_days=s.discord_conversation_days,
+                   edit_seconds=s.discord_edit_seconds)
 
 
 # -- the bot ---------------------------------------------------------------------------------------------------
@@ -130,6 +136,25 @@ class AnswerView(discord.ui.View):
         await self.bot.apologize(interaction, error)
 
 
+class StopView(discord.ui.View):
+    """The Stop button under a streamed draft: only the person who asked can end the generation."""
+
+    def __init__(self, bot: NewsBot, stop: threading.Event, owner_id: int, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.bot, self.stop_event, self.owner_id = bot, stop, owner_id
+
+    @discord.ui.button(label="Stop", emoji="⏹️", style=discord.ButtonStyle.secondary)
+    async def stop_drafting(self, interaction: discord.Interaction, _: discord.ui.Button[StopView]) -> None:
+        if interaction.user.id != self.owner_id:
+            await self.bot.tell(interaction, "Only the person who asked can stop this answer.")
+            return
+        self.stop_event.set()
+        await interaction.response.defer()  # the draft message itself shows the result
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
+        await self.bot.apologize(interaction, error)
+
+
 class _Client(discord.Client):
     """One gateway connection; its setup hook is the bot's."""
 
@@ -156,8 +181,11 @@ class NewsBot:
     """Slash commands, mentions, DMs and threads over an ``Asker``; every reply goes through this class."""
 
     def __init__(self, app: Asker, library: Library, config: DiscordConfig = DiscordConfig(), *,
-                 clock: Callable[[], float] = time.monotonic, warm_up: Callable[[], object] | None = None) -> None:
-        self.app, self.library, self.config, self.warm_up = app, library, config, warm_up
+                 clock: Callable[[], float] = time.monotonic, warm_up: Callable[[], object] | None = None,
+                 stream: bool | None = None) -> None:
+        self.app, self.library, self.config, self.warm_up, self.clock = app, library, config, warm_up, clock
+        # drafts are streamed when an LLM writes the answers (``Answerer.llm``); extractive answers come at once
+        self.streams = stream if stream is not None else getattr(app, "llm", None) is not None
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: don't warn about it
         intents = discord.Intents.default()
         intents.message_content = config.message_content
@@ -192,6 +220,43 @@ class NewsBot:
         if key is not None:
             turn = Turn(answer.question, answer.standalone_question or answer.question)
             await self.off_loop(self.conversations.add, key, turn, [c.article_id for c in answer.citations])
+
+    async def stream_answer(self, question: str, history: list[Turn], filters: Filters, owner_id: int,
+                            show: Callable[[str, discord.ui.View], Awaitable[None]]) -> Answer:
+        """Answer with the LLM's draft shown as it is written: ``ask_stream`` runs in a worker thread that hands
+        its deltas to the loop through a queue; ``show`` gets the draft (mentions neutralised, marked as in
+        progress) with a Stop button at most every ``edit_seconds``. Returns the verified Answer (after Stop: the
+        verified part; after a failure: the extractive one with a notice)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | Answer | BaseException] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for item in self.app.ask_stream(question, history, filters=filters, stop=stop):
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+            except BaseException as err:  # handed to the loop, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, err)
+
+        worker = asyncio.ensure_future(self.off_loop(produce))
+        view = StopView(self, stop, owner_id, self.config.view_timeout)
+        text, shown_at = "", None
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Answer):
+                    return item
+                text += item
+                now = self.clock()
+                if not stop.is_set() and (shown_at is None or now - shown_at >= self.config.edit_seconds):
+                    await show(render.draft_text(text), view)
+                    shown_at = now
+        finally:
+            stop.set()  # a failure while showing ends the generation too
+            view.stop()
+            await worker
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def _setup_hook(self) -> None:
@@ -245,6 +310,7 @@ class NewsBot:
                           since: str | None = None, until: str | None = None) -> None:
         """``/ask``: checks (answered ephemerally), defer, wait for a slot, answer off the loop, follow up."""
         ticket: Ticket | None = None
+        drafted: list[object] = []
         try:
             refusal = self._refusal(interaction.guild_id, interaction.channel_id, _parent_id(interaction.channel))
             if refusal is not None:
@@ -268,10 +334,20 @@ class NewsBot:
             key = interaction.channel_id if await self._remembers(interaction.channel_id) else None
             await self.gate.ready(ticket)
             history = await self.off_loop(self.conversations.history, key)
-            answer = await self.off_loop(self.app.ask, question, history, filters=filters)
+            if self.streams:
+                async def show(text: str, view: discord.ui.View) -> None:
+                    drafted.append(await interaction.edit_original_response(content=text, view=view,
+                                                                            allowed_mentions=NO_MENTIONS))
+
+                answer = await self.stream_answer(question, history, filters, interaction.user.id, show)
+            else:
+                answer = await self.off_loop(self.app.ask, question, history, filters=filters)
             await self._remember(key, answer)
-            await self._send_answer(interaction, answer, replace_notice=bool(ticket.position))
+            await self._send_answer(interaction, answer, replace_notice=bool(ticket.position or drafted))
         except Exception as err:
+            if drafted:  # the draft message must not stay "drafting…" with a Stop button
+                await _quietly(interaction.edit_original_response(content=render.DRAFT_FAILED_TEXT, view=None,
+                                                                  allowed_mentions=NO_MENTIONS))
             await self.apologize(interaction, err)
         finally:
             if ticket is not None:
@@ -382,6 +458,7 @@ class NewsBot:
         target: discord.abc.Messageable = channel
         key: int | None = channel.id if (dm or own_thread) else None
         first_reply = True
+        draft: list[discord.Message] = []  # the message showing the streamed draft, once there is one
         try:
             if not (dm or own_thread) and self.config.threads and not isinstance(channel, discord.Thread):
                 try:
@@ -395,13 +472,26 @@ class NewsBot:
             async with target.typing():
                 await self.gate.ready(ticket)
                 history = await self.off_loop(self.conversations.history, key)
-                answer = await self.off_loop(self.app.ask, question, history)
+                if self.streams:
+                    async def show(text: str, view: discord.ui.View) -> None:
+                        if draft:
+                            await draft[0].edit(content=text, view=view, allowed_mentions=NO_MENTIONS)
+                        else:
+                            draft.append(await self._send(message, target, first_reply, text, view))
+
+                    answer = await self.stream_answer(question, history, NO_FILTERS, message.author.id, show)
+                else:
+                    answer = await self.off_loop(self.app.ask, question, history)
             await self._remember(key, answer)
             pieces = render.answer_messages(answer)
             view = AnswerView(self, answer, self.config.view_timeout)
             for i, piece in enumerate(pieces):
                 last = i == len(pieces) - 1
-                sent = await self._send(message, target, first_reply and i == 0, piece, view if last else None)
+                if i == 0 and draft:  # the verified answer replaces the draft in the same message
+                    await draft[0].edit(content=piece, view=view if last else None, allowed_mentions=NO_MENTIONS)
+                    sent = draft[0]
+                else:
+                    sent = await self._send(message, target, first_reply and i == 0, piece, view if last else None)
                 if last:
                     view.message = sent
         except Exception as err:
@@ -409,7 +499,10 @@ class NewsBot:
                 log.exception("answering a message failed")
             text = str(err) if isinstance(err, NewsbotError) else render.APOLOGY_TEXT
             try:
-                await self._send(message, target, first_reply, text)
+                if draft:
+                    await draft[0].edit(content=text, view=None, allowed_mentions=NO_MENTIONS)
+                else:
+                    await self._send(message, target, first_reply, text)
             except Exception:
                 log.exception("could not even apologize")
 
@@ -428,8 +521,9 @@ class NewsBot:
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             extra: dict[str, Any] = {"view": view} if last else {}
-            if i == 0 and replace_notice:
-                sent = await interaction.edit_original_response(content=piece, allowed_mentions=NO_MENTIONS, **extra)
+            if i == 0 and replace_notice:  # view=None removes a draft's Stop button
+                sent = await interaction.edit_original_response(content=piece, allowed_mentions=NO_MENTIONS,
+                                                                view=view if last else None)
             else:
                 sent = await interaction.followup.send(piece, allowed_mentions=NO_MENTIONS, suppress_embeds=True,
                                                        wait=last, **extra)
@@ -468,6 +562,13 @@ class NewsBot:
         if c.allowed_channel_ids and not ({channel_id, parent_id} & c.allowed_channel_ids):
             return render.NOT_HERE_TEXT
         return None
+
+
+async def _quietly(call: Awaitable[object]) -> None:
+    try:
+        await call
+    except Exception:
+        log.debug("could not tidy up a draft", exc_info=True)
 
 
 def _parent_id(channel: object) -> int | None:

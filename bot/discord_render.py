@@ -29,6 +29,8 @@ APOLOGY_TEXT = "Sorry, something went wrong while answering. The problem has bee
 NOT_HERE_TEXT = "I'm not enabled in this channel."
 DMS_OFF_TEXT = "I don't answer direct messages here; ask me with /ask in a server channel."
 ABSTAIN_HINT = "Try rephrasing it, or use /sources to see what I know."
+DRAFT_FAILED_TEXT = "_(This draft could not be finished.)_"
+DRAFT_MARK = "✍️ drafting…"  # ends every edit of a streamed draft until the verified answer replaces it
 
 # Spans a split must never cut: links, citation markers (with the word before them), Markdown, escapes.
 _ATOMS = [re.compile(p) for p in (
@@ -102,6 +104,16 @@ def render_answer(answer: Answer) -> str:
     if answer.citations:
         parts.append(sources_block(answer.citations))
     return "\n\n".join(parts)
+
+
+def draft_text(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """An unverified LLM draft as one message: shown literally, cut to fit, marked as in progress."""
+    mark = f"\n\n_{DRAFT_MARK}_"
+    body = escape(text.strip())
+    room = limit - len(mark)
+    if len(body) > room:
+        body = body[: room - 1].rstrip("\\") + "…"
+    return body + mark
 
 
 def answer_messages(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
