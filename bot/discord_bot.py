@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from bot.discord_policy import Cooldown, FeedbackLog, Gate, Ticket, user_hash
 from bot.types import Answer
 from index import NO_FILTERS, Filters, IndexStats, date_filters
 from index.errors import NewsbotError
+from index.types import Article, LoadError
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -56,12 +57,26 @@ class Asker(Protocol):
                    filters: Filters = NO_FILTERS, stop: threading.Event | None = None) -> Iterator[str | Answer]: ...
 
 
+class Ingested(Protocol):
+    """What the bot reads of an ingest report (``index.Index.ingest`` returns one)."""
+
+    new: int
+    updated: int
+    unchanged: int
+    failed: int
+    errors: list[LoadError]
+
+
 class Library(Protocol):
-    """What the bot shows of the index (``index.Index`` provides it)."""
+    """What the bot shows of the index and adds to it (``index.Index`` provides it)."""
 
     def outlets(self) -> list[str]: ...
 
     def stats(self) -> IndexStats: ...
+
+    def load(self, paths: Iterable[str]) -> list[Article | LoadError]: ...
+
+    def ingest(self, items: Iterable[Article | LoadError]) -> Ingested: ...
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,9 @@ class DiscordConfig:
     conversation_days: float = 30.0  # a conversation untouched for this long is forgotten
     view_timeout: float = 3600.0  # seconds the buttons under an answer keep working
     edit_seconds: float = 1.0  # least time between two edits of a streamed draft
+    editor_role_ids: frozenset[int] = frozenset()  # roles whose members may add links and follow topics
+    add_cooldown_seconds: float = 30.0  # between one member's added links
+    link_channel_ids: frozenset[int] = frozenset()  # channels where editors' posted links become sources
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordConfig:
@@ -97,7 +115,9 @@ class DiscordConfig:
                    shards=s.discord_shards, feedback_path=s.data_dir / "feedback.jsonl",
                    store_path=s.data_dir / STORE_FILE, history_turns=s.discord_history_turns,
                    conversations=s.discord_conversations, conversation_days=s.discord_conversation_days,
-                   edit_seconds=s.discord_edit_seconds)
+                   edit_seconds=s.discord_edit_seconds, editor_role_ids=frozenset(s.discord_editor_role_ids),
+                   add_cooldown_seconds=s.discord_add_cooldown_seconds,
+                   link_channel_ids=frozenset(s.discord_link_channel_ids))
 
 
 # -- the bot ---------------------------------------------------------------------------------------------------
@@ -199,6 +219,8 @@ class NewsBot:
         self.client.event(self.on_ready)
         self.client.event(self.on_message)
         self.cooldown = Cooldown(config.cooldown_seconds, clock)
+        self.add_cooldown = Cooldown(config.add_cooldown_seconds, clock)
+        self.index_changed = asyncio.Event()  # set after this bot adds articles: the follow watcher looks at once
         self.gate = Gate(config.max_in_flight, config.max_queue)
         self.conversations = ConversationStore(config.store_path, config.conversations, config.history_turns,
                                                config.conversation_days)
@@ -306,6 +328,11 @@ class NewsBot:
         async def info(interaction: discord.Interaction) -> None:
             await self.sources_command(interaction)
 
+        @self.tree.command(name="add", description="Add a news article by its link (editors only).")
+        @app_commands.describe(url="The article's address (https://…)")
+        async def add(interaction: discord.Interaction, url: str) -> None:
+            await self.add_command(interaction, url)
+
     async def ask_command(self, interaction: discord.Interaction, question: str, *, source: str | None = None,
                           since: str | None = None, until: str | None = None) -> None:
         """``/ask``: checks (answered ephemerally), defer, wait for a slot, answer off the loop, follow up."""
@@ -352,6 +379,71 @@ class NewsBot:
         finally:
             if ticket is not None:
                 self.gate.leave(ticket)
+
+    async def add_command(self, interaction: discord.Interaction, url: str) -> None:
+        """``/add url:``: editors only (refusals are private), rate-limited; one public line on what was added."""
+        try:
+            refusal = (self._refusal(interaction.guild_id, interaction.channel_id, _parent_id(interaction.channel))
+                       or self._editor_refusal(interaction.user, "add sources"))
+            if refusal is not None:
+                await self.tell(interaction, refusal)
+                return
+            wait = self.add_cooldown.wait(interaction.user.id)
+            if wait:
+                await self.tell(interaction, render.cooldown_text(wait, "add a link"))
+                return
+            await interaction.response.defer(thinking=True)
+            text = await self._add(url.strip())
+            await interaction.followup.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def _add(self, url: str) -> str:
+        """Add one link off the loop; tell the follow watcher when the index changed."""
+        text, changed = await self.off_loop(self.add_link, url)
+        if changed:
+            self.index_changed.set()
+        return text
+
+    def add_link(self, url: str) -> tuple[str, bool]:
+        """Fetch one page through the index's safe fetcher and ingest it: one line saying what happened, and
+        whether the index changed (blocking: call it off the loop)."""
+        if not render.is_link(url):
+            return render.not_added_text(url, "not an http(s) link"), False
+        [item] = self.library.load([url])
+        if isinstance(item, LoadError):
+            return render.not_added_text(url, item.message), False
+        report = self.library.ingest([item])
+        if report.failed:
+            why = report.errors[0].message if report.errors else "it could not be stored"
+            return render.not_added_text(url, why), False
+        outcome = "updated" if report.updated else "added" if report.new else "known"
+        return render.added_text(item, outcome), outcome != "known"
+
+    def _editor_refusal(self, user: discord.User | discord.Member, action: str) -> str | None:
+        """Why this member may not add sources or follow topics (editor roles), or None."""
+        roles = self.config.editor_role_ids
+        if not roles:
+            return render.NO_EDITORS_TEXT.format(action=action)
+        if not isinstance(user, discord.Member) or not {r.id for r in user.roles} & roles:
+            return render.NOT_EDITOR_TEXT.format(action=action)
+        return None
+
+    async def _add_posted_links(self, message: discord.Message, links: list[str]) -> None:
+        """Links an editor posted in a link channel: added as sources, one reply line each; others' are ignored."""
+        if self._editor_refusal(message.author, "add sources") is not None:
+            return
+        wait = self.add_cooldown.wait(message.author.id)
+        if wait:
+            await message.reply(render.cooldown_text(wait, "add a link"), allowed_mentions=NO_MENTIONS,
+                                delete_after=NOTICE_SECONDS)
+            return
+        try:
+            lines = [await self._add(url) for url in links[:render.LINKS_PER_MESSAGE]]
+            await message.reply("\n".join(lines), allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        except Exception:
+            log.exception("adding posted links failed")
+            await _quietly(message.reply(render.APOLOGY_TEXT, allowed_mentions=NO_MENTIONS))
 
     async def source_autocomplete(self, interaction: discord.Interaction,
                                   current: str) -> list[app_commands.Choice[str]]:
@@ -423,6 +515,11 @@ class NewsBot:
         mine = [r for r in message.role_mentions if r.tags is not None and r.tags.bot_id == me.id]
         mentioned = any(u.id == me.id for u in message.mentions) or bool(mine)  # the bot or its own role
         dm = message.guild is None
+        if not (dm or mentioned) and {channel.id, _parent_id(channel)} & self.config.link_channel_ids:
+            links = render.links_in(message.content)
+            if links and self._refusal(message.guild.id, channel.id, _parent_id(channel)) is None:  # type: ignore[union-attr]
+                await self._add_posted_links(message, links)
+                return
         own_thread = isinstance(channel, discord.Thread) and (channel.owner_id == me.id
                                                                or await self._remembers(channel.id))
         if not (dm or mentioned or own_thread):

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from bot.mentions import neutralise_mentions
 from bot.types import ABSTAIN_TEXT, Answer, Citation
-from index.types import IndexStats
+from index.types import Article, IndexStats
 
 MESSAGE_LIMIT = 2000  # characters in one message
 EMBED_DESCRIPTION_LIMIT = 4096  # characters in an embed description (answers are sent as messages, not embeds)
@@ -23,7 +23,11 @@ MAX_FOLLOWUPS = 5  # most messages one answer is split into; anything longer is 
 OUTLETS_SHOWN = 30  # outlets listed by /sources
 MIN_FILL = 0.5  # a preferred split point must fill at least this share of a piece
 
-COOLDOWN_TEXT = "Easy there: you can ask again in {seconds} s."
+COOLDOWN_TEXT = "Easy there: you can {action} again in {seconds} s."
+NO_EDITORS_TEXT = ("Nobody can {action} here: no editor role is configured (NEWSBOT_DISCORD_EDITOR_ROLE_IDS is "
+                   "empty; an admin can set it).")
+NOT_EDITOR_TEXT = "Only members with an editor role can {action} here."
+LINKS_PER_MESSAGE = 3  # most links added from one posted message
 BUSY_TEXT = "I'm answering a lot of questions right now; please try again in a minute."
 APOLOGY_TEXT = "Sorry, something went wrong while answering. The problem has been logged; please try again later."
 NOT_HERE_TEXT = "I'm not enabled in this channel."
@@ -195,8 +199,41 @@ def queue_text(position: int) -> str:
     return f"You're {ordinal(position)} in line; your answer is coming."
 
 
-def cooldown_text(seconds: float) -> str:
-    return COOLDOWN_TEXT.format(seconds=max(1, round(seconds)))
+def cooldown_text(seconds: float, action: str = "ask") -> str:
+    return COOLDOWN_TEXT.format(seconds=max(1, round(seconds)), action=action)
+
+
+# -- links added as sources -----------------------------------------------------------------------------------
+_LINK = re.compile(r"https?://[^\s<>]+")
+_LINK_TAIL = ".,;:!?'\")]}"
+
+
+def is_link(url: str) -> bool:
+    """An http(s) address short enough to show and without spaces or angle brackets."""
+    return bool(_LINK.fullmatch(url)) and len(url) <= URL_LIMIT
+
+
+def links_in(text: str) -> list[str]:
+    """The http(s) links of a message, in order, once each (trailing punctuation and <…> removed)."""
+    return list(dict.fromkeys(m.group().rstrip(_LINK_TAIL) for m in _LINK.finditer(text)))
+
+
+def _link(title: str, url: str) -> str:
+    title = escape(_shorten(title or url, TITLE_LIMIT))
+    return f"[{title}](<{url}>)" if is_link(url) else title
+
+
+def added_text(article: Article, outcome: str) -> str:
+    """One line: what ``/add`` (or a posted link) added — title as a link, outlet and date."""
+    head = {"added": "Added", "updated": "Updated", "known": "Already known:"}[outcome]
+    meta = " · ".join(escape(x) for x in (article.source, article.published_at[:10]) if x)
+    return f"{head} {_link(article.title, article.url)}" + (f" — {meta}" if meta else "")
+
+
+def not_added_text(url: str, why: str) -> str:
+    """One line: why a link was not added."""
+    shown = f"<{url}>" if is_link(url) else f"“{escape(_shorten(url, 100))}”"
+    return f"Couldn't add {shown}: {escape(_shorten(why, 300))}"
 
 
 # -- splitting -----------------------------------------------------------------------------------------------
