@@ -35,10 +35,16 @@ CREATE INDEX IF NOT EXISTS turns_by_key ON turns (key, id);
 CREATE INDEX IF NOT EXISTS conversations_by_age ON conversations (touched);
 CREATE TABLE IF NOT EXISTS follows (
     channel INTEGER NOT NULL,
-    topic TEXT NOT NULL,
+    topic TEXT NOT NULL COLLATE NOCASE,
     guild INTEGER,
     created REAL NOT NULL,
     PRIMARY KEY (channel, topic)
+);
+CREATE TABLE IF NOT EXISTS posted (
+    channel INTEGER NOT NULL,
+    article TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (channel, article)
 );
 """
 
@@ -153,7 +159,7 @@ class ConversationStore:
     def unfollow(self, channel_id: int, topic: str) -> bool:
         """Stop following (case-insensitively); False when the channel did not follow it."""
         with self._transaction() as db:
-            cur = db.execute("DELETE FROM follows WHERE channel = ? AND lower(topic) = lower(?)", (channel_id, topic))
+            cur = db.execute("DELETE FROM follows WHERE channel = ? AND topic = ?", (channel_id, topic))
             return cur.rowcount > 0
 
     def follows(self, channel_id: int | None = None) -> list[Follow]:
@@ -161,3 +167,16 @@ class ConversationStore:
         where, args = ("WHERE channel = ?", (channel_id,)) if channel_id is not None else ("", ())
         rows = self._read(f"SELECT channel, topic, guild FROM follows {where} ORDER BY created, rowid", args)
         return [Follow(int(c), str(t), None if g is None else int(g)) for c, t, g in rows]  # type: ignore[call-overload]
+
+    def claim(self, channel_id: int, article_ids: Sequence[str]) -> list[str]:
+        """Those of ``article_ids`` not yet posted to the channel, now marked as posted: two bot processes never
+        post the same article to one channel (marks older than ``max_age_days`` are dropped)."""
+        claimed: list[str] = []
+        with self._transaction() as db:
+            db.execute("DELETE FROM posted WHERE at < ?", (self._fresh_after(),))
+            for article in article_ids:
+                cur = db.execute("INSERT OR IGNORE INTO posted (channel, article, at) VALUES (?, ?, ?)",
+                                 (channel_id, article, self.clock()))
+                if cur.rowcount == 1:
+                    claimed.append(article)
+        return claimed

@@ -23,10 +23,11 @@ from bot import discord_render as render
 from bot.conversation import Turn
 from bot.conversation_store import ConversationStore
 from bot.discord_policy import Cooldown, FeedbackLog, Gate, Ticket, user_hash
+from bot.follow import TopicSearch, digest
 from bot.types import Answer
 from index import NO_FILTERS, Filters, IndexStats, date_filters
 from index.errors import NewsbotError
-from index.types import Article, LoadError
+from index.types import Article, LoadError, Passage
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -44,6 +45,7 @@ REJECTED_TOKEN = ("Discord rejected DISCORD_TOKEN: copy a fresh token from the d
 HELLO_TEXT = "Ask me a question about the news after the mention, e.g. “what did the council decide about bike lanes?”"
 OUTLETS_TTL = 60.0  # seconds an outlet list (for autocomplete) is reused
 NOTICE_SECONDS = 15.0  # cooldown and busy notices in channels delete themselves after this long
+MAX_FOLLOWS_PER_CHANNEL = 20  # each followed topic costs one search per new batch of articles
 STORE_FILE = "discord.sqlite3"  # conversations and follows, in the data dir
 
 
@@ -78,6 +80,12 @@ class Library(Protocol):
 
     def ingest(self, items: Iterable[Article | LoadError]) -> Ingested: ...
 
+    def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]: ...
+
+    def article_ids(self) -> frozenset[str]: ...
+
+    def version(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class DiscordConfig:
@@ -103,6 +111,9 @@ class DiscordConfig:
     editor_role_ids: frozenset[int] = frozenset()  # roles whose members may add links and follow topics
     add_cooldown_seconds: float = 30.0  # between one member's added links
     link_channel_ids: frozenset[int] = frozenset()  # channels where editors' posted links become sources
+    follow_poll_seconds: float = 30.0  # how often the index is checked for new articles (0: never)
+    digest_lines: int = 5  # most articles in one digest
+    follow_min_similarity: float = 0.30  # dense cosine a new article's passage needs to match a topic
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordConfig:
@@ -117,7 +128,9 @@ class DiscordConfig:
                    conversations=s.discord_conversations, conversation_days=s.discord_conversation_days,
                    edit_seconds=s.discord_edit_seconds, editor_role_ids=frozenset(s.discord_editor_role_ids),
                    add_cooldown_seconds=s.discord_add_cooldown_seconds,
-                   link_channel_ids=frozenset(s.discord_link_channel_ids))
+                   link_channel_ids=frozenset(s.discord_link_channel_ids),
+                   follow_poll_seconds=s.discord_follow_poll_seconds, digest_lines=s.discord_digest_lines,
+                   follow_min_similarity=s.discord_follow_min_similarity)
 
 
 # -- the bot ---------------------------------------------------------------------------------------------------
@@ -221,6 +234,9 @@ class NewsBot:
         self.cooldown = Cooldown(config.cooldown_seconds, clock)
         self.add_cooldown = Cooldown(config.add_cooldown_seconds, clock)
         self.index_changed = asyncio.Event()  # set after this bot adds articles: the follow watcher looks at once
+        self._known: frozenset[str] | None = None  # article ids seen by the last digest round (None: no round yet)
+        self._known_version: str | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self.gate = Gate(config.max_in_flight, config.max_queue)
         self.conversations = ConversationStore(config.store_path, config.conversations, config.history_turns,
                                                config.conversation_days)
@@ -299,6 +315,8 @@ class NewsBot:
                 await self.off_loop(self.warm_up)
             except Exception:
                 log.warning("warm-up failed; the first question will be slower", exc_info=True)
+        if self.config.follow_poll_seconds > 0 and self._watcher is None:
+            self._watcher = asyncio.create_task(self.watch_follows(), name="newsbot-follows")
 
     async def on_ready(self) -> None:
         user = self.client.user
@@ -327,6 +345,22 @@ class NewsBot:
         @self.tree.command(name="newsbot-info", description="What the bot knows: articles, outlets, dates.")
         async def info(interaction: discord.Interaction) -> None:
             await self.sources_command(interaction)
+
+        @self.tree.command(name="follow", description="Post new articles on a topic to a channel (editors only).")
+        @app_commands.describe(topic="What to follow, e.g. “reservoir water levels”",
+                               channel="Where to post them (default: this channel)")
+        async def follow(interaction: discord.Interaction, topic: str,
+                         channel: discord.TextChannel | None = None) -> None:
+            await self.follow_command(interaction, topic, channel)
+
+        @self.tree.command(name="unfollow", description="Stop posting new articles on a topic here (editors only).")
+        @app_commands.describe(topic="A topic this channel follows (/following lists them)")
+        async def unfollow(interaction: discord.Interaction, topic: str) -> None:
+            await self.unfollow_command(interaction, topic)
+
+        @self.tree.command(name="following", description="The topics this channel follows.")
+        async def following(interaction: discord.Interaction) -> None:
+            await self.following_command(interaction)
 
         @self.tree.command(name="add", description="Add a news article by its link (editors only).")
         @app_commands.describe(url="The article's address (https://…)")
@@ -444,6 +478,112 @@ class NewsBot:
         except Exception:
             log.exception("adding posted links failed")
             await _quietly(message.reply(render.APOLOGY_TEXT, allowed_mentions=NO_MENTIONS))
+
+    # -- followed topics ---------------------------------------------------------------------------------------
+    async def follow_command(self, interaction: discord.Interaction, topic: str,
+                             channel: discord.abc.GuildChannel | None = None) -> None:
+        """``/follow topic: [channel:]``: editors only; the answer is private."""
+        try:
+            channel_id = channel.id if channel is not None else interaction.channel_id
+            parent = _parent_id(channel if channel is not None else interaction.channel)
+            refusal = (self._refusal(interaction.guild_id, channel_id, parent)
+                       or self._editor_refusal(interaction.user, "follow topics"))
+            if refusal is None and interaction.guild_id is None:
+                refusal = "Topics can be followed in server channels only."
+            if refusal is not None or channel_id is None:
+                await self.tell(interaction, refusal or render.NOT_HERE_TEXT)
+                return
+            topic = render.clean_topic(topic)
+            if not topic:
+                await self.tell(interaction, render.BAD_TOPIC_TEXT)
+                return
+            follows = await self.off_loop(self.conversations.follows, channel_id)
+            if len(follows) >= MAX_FOLLOWS_PER_CHANNEL:
+                await self.tell(interaction, f"<#{channel_id}> already follows {MAX_FOLLOWS_PER_CHANNEL} topics, the "
+                                             "most it may; /unfollow one first.")
+                return
+            added = await self.off_loop(self.conversations.follow, channel_id, topic, interaction.guild_id)
+            text = (f"<#{channel_id}> now follows “{render.escape(topic)}”: new matching articles are posted there."
+                    if added else f"<#{channel_id}> already follows “{render.escape(topic)}”.")
+            await self.tell(interaction, text)
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def unfollow_command(self, interaction: discord.Interaction, topic: str) -> None:
+        """``/unfollow topic:``: editors only; the answer is private."""
+        try:
+            refusal = (self._refusal(interaction.guild_id, interaction.channel_id, _parent_id(interaction.channel))
+                       or self._editor_refusal(interaction.user, "unfollow topics"))
+            if refusal is not None or interaction.channel_id is None:
+                await self.tell(interaction, refusal or render.NOT_HERE_TEXT)
+                return
+            topic = render.clean_topic(topic)
+            removed = await self.off_loop(self.conversations.unfollow, interaction.channel_id, topic)
+            await self.tell(interaction, f"This channel no longer follows “{render.escape(topic)}”." if removed else
+                            f"This channel doesn't follow “{render.escape(topic)}”; /following lists its topics.")
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def following_command(self, interaction: discord.Interaction) -> None:
+        """``/following``: the topics of this channel, privately."""
+        try:
+            follows = await self.off_loop(self.conversations.follows, interaction.channel_id)
+            await self.tell(interaction, render.following_text([f.topic for f in follows]))
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def watch_follows(self) -> None:
+        """Forever: a digest round every ``follow_poll_seconds``, or at once after this bot added articles."""
+        while True:
+            try:
+                await self.digest_round()
+            except Exception:
+                log.exception("a digest round failed; trying again next round")
+            try:
+                await asyncio.wait_for(self.index_changed.wait(), self.config.follow_poll_seconds)
+            except TimeoutError:
+                pass
+            self.index_changed.clear()
+
+    async def digest_round(self) -> int:
+        """Post one digest per channel whose followed topics match articles new since the last round; returns
+        how many were posted. The first round only notes which articles exist (nothing is new to it)."""
+        version = await self.off_loop(self.library.version)
+        if version == self._known_version:
+            return 0
+        ids = await self.off_loop(self.library.article_ids)
+        known, self._known, self._known_version = self._known, ids, version
+        new = ids - known if known is not None else frozenset()
+        if not new:
+            return 0
+        topics: dict[int, list[str]] = {}
+        for f in await self.off_loop(self.conversations.follows):
+            topics.setdefault(f.channel_id, []).append(f.topic)
+        posted = 0
+        for channel_id, wanted in topics.items():
+            posted += await self._post_digest(channel_id, wanted, new)
+        return posted
+
+    async def _post_digest(self, channel_id: int, topics: list[str], new: frozenset[str]) -> int:
+        search: TopicSearch = self.library
+        lines, more = await self.off_loop(digest, search, topics, new, min_similarity=self.config.follow_min_similarity,
+                                          most=self.config.digest_lines)
+        if not lines:
+            return 0
+        fresh = set(await self.off_loop(self.conversations.claim, channel_id, [line.article_id for line in lines]))
+        lines = [line for line in lines if line.article_id in fresh]  # another bot process posted the rest
+        if not lines:
+            return 0
+        try:
+            channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                return 0
+            await channel.send(render.digest_text(lines, more), allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        except discord.HTTPException as err:
+            log.warning("could not post a digest to channel %s (%s): grant Send Messages there, or /unfollow",
+                        channel_id, err)
+            return 0
+        return 1
 
     async def source_autocomplete(self, interaction: discord.Interaction,
                                   current: str) -> list[app_commands.Choice[str]]:

@@ -6,6 +6,7 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 
+from bot.follow import DigestLine
 from bot.mentions import neutralise_mentions
 from bot.types import ABSTAIN_TEXT, Answer, Citation
 from index.types import Article, IndexStats
@@ -28,6 +29,11 @@ NO_EDITORS_TEXT = ("Nobody can {action} here: no editor role is configured (NEWS
                    "empty; an admin can set it).")
 NOT_EDITOR_TEXT = "Only members with an editor role can {action} here."
 LINKS_PER_MESSAGE = 3  # most links added from one posted message
+DIGEST_SENTENCE_CHARS = 300  # a digest line's summary sentence is shortened past this
+DIGEST_TITLE_CHARS = 100
+TOPICS_SHOWN = 25  # topics listed by /following
+TOPIC_CHARS = 100  # longest followed topic
+BAD_TOPIC_TEXT = f"A topic is a few words to search for (at most {TOPIC_CHARS} characters), e.g. “reservoir levels”."
 BUSY_TEXT = "I'm answering a lot of questions right now; please try again in a minute."
 APOLOGY_TEXT = "Sorry, something went wrong while answering. The problem has been logged; please try again later."
 NOT_HERE_TEXT = "I'm not enabled in this channel."
@@ -289,3 +295,42 @@ def _best_cut(tiers: list[list[int]], start: int, end: int, limit: int) -> int |
             return cut
         best = cut if best is None else max(best, cut)
     return best
+
+
+# -- followed topics ------------------------------------------------------------------------------------------
+def digest_line(n: int, line: DigestLine) -> str:
+    """``[n] summary sentence — [Title](<url>) · Outlet · date``."""
+    sentence = escape(_shorten(line.sentence, DIGEST_SENTENCE_CHARS))
+    meta = " · ".join(escape(x) for x in (line.source, line.published_at[:10]) if x)
+    return f"[{n}] {sentence} — {_link(_shorten(line.title, DIGEST_TITLE_CHARS), line.url)}" + (
+        f" · {meta}" if meta else "")
+
+
+def digest_text(lines: Sequence[DigestLine], more: int = 0, limit: int = MESSAGE_LIMIT) -> str:
+    """One digest message: the topics matched, one line per new article, and how many more were left out."""
+    topics = list(dict.fromkeys(line.topic for line in lines))
+    head = f"**New on {', '.join(f'“{escape(t)}”' for t in topics)}**"
+    body = [digest_line(n, line) for n, line in enumerate(lines, 1)]
+    while True:
+        tail = [f"_…and {more} more: ask me about it._"] if more else []
+        text = "\n".join([head, *body, *tail])
+        if len(text) <= limit or len(body) <= 1:
+            return text[:limit]
+        body.pop()
+        more += 1
+
+
+def clean_topic(topic: str) -> str:
+    """A followed topic as stored: one line, no mentions or control characters ("" when unusable)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in topic)
+    text = " ".join(_USER_TAG.sub(" ", text).replace("@", "").split())
+    return text if len(text) <= TOPIC_CHARS else ""
+
+
+def following_text(topics: Sequence[str]) -> str:
+    """``/following``: the topics this channel follows."""
+    if not topics:
+        return "This channel follows no topics. An editor can add one with /follow."
+    shown = "\n".join(f"• {escape(t)}" for t in topics[:TOPICS_SHOWN])
+    more = f"\n…and {len(topics) - TOPICS_SHOWN} more" if len(topics) > TOPICS_SHOWN else ""
+    return split_message(f"**Topics followed here**\n{shown}{more}")[0]

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     discord_follow_poll_seconds: float = Field(30.0, ge=1, description="How often the bot checks the index for "
                                                "new articles to post to followed topics.")
     discord_digest_lines: int = Field(5, ge=1, le=10, description="Most articles in one digest message.")
-    discord_follow_min_similarity: float = Field(0.45, ge=0.0, le=1.0, description="Cosine similarity between "
+    discord_follow_min_similarity: float = Field(0.30, ge=0.0, le=1.0, description="Cosine similarity between "
                                                  "a topic and an article's passage needed to post it.")
 
     @field_validator("discord_allowed_guild_ids", "discord_allowed_channel_ids", "discord_editor_role_ids",

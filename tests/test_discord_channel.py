@@ -17,6 +17,7 @@ from bot import discord_render as render
 from bot.discord_bot import DiscordConfig, NewsBot
 from bot.wiring import Services
 from tests.fakes import (
+    FIXTURES,
     HashEmbedder,
     assert_never_pings,
     make_channel,
@@ -152,3 +153,97 @@ def test_settings_reach_the_channel_config(tmp_path: Path, monkeypatch: pytest.M
     assert (cfg.editor_role_ids, cfg.link_channel_ids, cfg.add_cooldown_seconds, cfg.edit_seconds,
             cfg.conversation_days) == (frozenset({900, 901}), frozenset({20}), 12.0, 1.5, 7.0)
     assert cfg.store_path == tmp_path / "discord.sqlite3"
+
+
+# -- followed topics ----------------------------------------------------------------------------------------------
+HASH_SIMILARITY = 0.15  # the hash embedder's cosines are lower than the model's: measured 0.22 for the match here
+
+
+def valley(web: Site, n: int) -> str:
+    return f"{web.base}/article/{n}"
+
+
+async def test_a_follow_posts_one_digest_with_only_the_matching_new_article(services: Services, tmp_path: Path,
+                                                                            web: Site) -> None:
+    index = services.index
+    index.ingest(index.load([FIXTURES / "articles.jsonl"]))  # already there before the bot starts: never posted
+    events: list[Any] = []
+    bot = channel_bot(services, tmp_path, editor_role_ids=frozenset({EDITORS}), follow_min_similarity=HASH_SIMILARITY)
+    channel = make_channel(events, discord.TextChannel, 20)
+    bot.client.get_channel = lambda cid: channel if cid == 20 else None  # type: ignore[method-assign]
+    await slash(bot, "follow", editor(make_interaction(events), EDITORS), "reservoir water levels")
+    assert text_of(events[-1]).startswith("<#20> now follows “reservoir water levels”") and events[-1][2]["ephemeral"]
+    await slash(bot, "follow", editor(make_interaction(events), EDITORS), "Reservoir water levels")
+    assert "already follows" in text_of(events[-1])
+    assert await bot.digest_round() == 0  # the first round only notes what exists
+    events.clear()
+
+    index.ingest(index.load([valley(web, 1), valley(web, 2)]))  # reservoir (matches) and night trains (doesn't)
+    assert await bot.digest_round() == 1
+    (name, args, kwargs, where), = events
+    assert name == "send" and where == 20 and kwargs["suppress_embeds"] is True
+    text = args[0]
+    assert text.splitlines()[0] == "**New on “reservoir water levels”**"
+    assert text.splitlines()[1].startswith("[1] The main reservoir fell to 18 percent of capacity")
+    assert f"[{ARTICLES[1][0]}](<{valley(web, 1)}>) · {OUTLET} · 2024-08-30" in text
+    assert "Night trains" not in text and len(text.splitlines()) == 2
+    assert_never_pings(events)
+
+    events.clear()
+    index.ingest(index.load([valley(web, 3)]))  # the repair cafe: no followed topic matches
+    assert await bot.digest_round() == 0 and events == []
+    assert await bot.digest_round() == 0  # nothing changed since: not even a search
+
+
+async def test_follows_survive_a_restart_and_can_be_listed_and_removed(services: Services, tmp_path: Path) -> None:
+    events: list[Any] = []
+    bot = channel_bot(services, tmp_path, editor_role_ids=frozenset({EDITORS}))
+    await slash(bot, "following", make_interaction(events))
+    assert text_of(events[-1]).startswith("This channel follows no topics")
+    await slash(bot, "follow", make_interaction(events), "bike lanes")  # not an editor
+    assert text_of(events[-1]) == "Only members with an editor role can follow topics here."
+    other = make_channel(events, discord.TextChannel, 21)
+    assert render.clean_topic("bike <@123> lanes\n@everyone") == "bike lanes everyone"  # stored inert
+    await slash(bot, "follow", editor(make_interaction(events), EDITORS), " bike   lanes ", other)
+    assert text_of(events[-1]).startswith("<#21> now follows “bike lanes”")
+    await slash(bot, "follow", editor(make_interaction(events), EDITORS), "harbor tech")
+    bot.conversations.close()
+
+    restarted = channel_bot(services, tmp_path, editor_role_ids=frozenset({EDITORS}))
+    assert [(f.channel_id, f.topic) for f in restarted.conversations.follows()] == [(21, "bike lanes"),
+                                                                                   (20, "harbor tech")]
+    await slash(restarted, "following", make_interaction(events))
+    assert text_of(events[-1]) == "**Topics followed here**\n• harbor tech"
+    await slash(restarted, "unfollow", editor(make_interaction(events), EDITORS), "Harbor Tech")
+    assert text_of(events[-1]) == "This channel no longer follows “Harbor Tech”."
+    await slash(restarted, "unfollow", editor(make_interaction(events), EDITORS), "harbor tech")
+    assert "doesn't follow" in text_of(events[-1])
+    assert all(e[2].get("ephemeral") for e in events)
+    assert_never_pings(events)
+
+
+def test_two_processes_never_post_the_same_article_to_a_channel(tmp_path: Path) -> None:
+    from bot.conversation_store import ConversationStore
+
+    a, b = ConversationStore(tmp_path / "s.sqlite3"), ConversationStore(tmp_path / "s.sqlite3")
+    assert a.claim(20, ["x", "y"]) == ["x", "y"]
+    assert b.claim(20, ["y", "z"]) == ["z"] and b.claim(21, ["y"]) == ["y"]
+
+
+def test_digest_keeps_one_line_per_story_and_fits_a_message() -> None:
+    from bot.follow import digest
+    from tests.fakes import FakeSearch, passage
+
+    story = "Water officials announced new restrictions on garden hoses across the valley this week."
+    found = [passage("a:0", story, dense=0.7, title="Hosepipe ban", url="https://a.example/1"),
+             passage("a:1", "Another chunk of the same article.", dense=0.65, title="Hosepipe ban"),
+             passage("b:0", story + " ", dense=0.69, title="Hosepipe ban announced", source="Wire copy"),
+             passage("c:0", "Rain is expected on Thursday.", dense=0.2, title="Weather")]
+    lines, more = digest(FakeSearch(found), ["hosepipe ban"], frozenset({"a", "b", "c"}), min_similarity=0.3, most=5)
+    assert [line.article_id for line in lines] == ["a"] and more == 0  # b is a copy, c is below the threshold
+    long = [passage(f"n{i}:0", f"Story number {i} " + "word " * 80 + ".", dense=0.9, title=f"Title {i} " + "T" * 300,
+                    url=f"https://n.example/{i}") for i in range(10)]
+    lines, more = digest(FakeSearch(long), ["story"], frozenset(f"n{i}" for i in range(10)), min_similarity=0.3,
+                         most=10)
+    text = render.digest_text(lines, more)
+    assert len(text) <= render.MESSAGE_LIMIT and text.endswith("more: ask me about it._")
