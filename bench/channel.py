@@ -153,7 +153,8 @@ def _bbc(n: int, skip: int) -> list[Article]:
     return out
 
 
-async def _digest(services: Services, new: list[Article], poll: float, poll_only: bool) -> None:
+async def _digest(services: Services, new: list[Article], poll: float, poll_only: bool, other_process: bool,
+                  base: int, hash_embedder: bool) -> None:
     config = DiscordConfig(feedback_path=None, store_path=services.settings.data_dir / "discord.sqlite3",
                            follow_poll_seconds=poll)
     bot = NewsBot(services.answerer, services.index, config)
@@ -197,15 +198,28 @@ async def _digest(services: Services, new: list[Article], poll: float, poll_only
     await asyncio.sleep(0.2)
     lags.clear()
     started = time.perf_counter()
-    await asyncio.to_thread(services.index.ingest, new)  # as /add does; another process's ingest is seen by polling
+    if other_process:  # as `newsbot ingest`/`watch` beside the bot: found by polling the version marker
+        s = services.settings
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "ingest-bbc", "--data-dir", str(s.data_dir), "--new", str(len(new)),
+            "--base", str(base), *(["--model-cache", str(s.model_cache_dir)] if s.model_cache_dir else []),
+            *(["--hash"] if hash_embedder else []))
+        await proc.wait()
+    else:
+        await asyncio.to_thread(services.index.ingest, new)  # as /add does
     ingested = time.perf_counter()
-    if not poll_only:
+    if not (poll_only or other_process):
         bot.index_changed.set()  # what /add does; without it the watcher finds the change by polling
     while not posted and time.perf_counter() - ingested < 60:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.5)  # let the round finish (several channels)
     watcher.cancel()
     prober.cancel()
+    during_ingest = sorted(x for t, x in lags if started <= t < ingested)
+    if during_ingest:
+        print(f"event-loop lag during the ingest ({'another process' if other_process else 'a worker thread'}): "
+              f"max {during_ingest[-1] * 1000:.1f} ms, p99 {during_ingest[int(len(during_ingest) * 0.99)] * 1000:.1f} "
+              f"ms, median {statistics.median(during_ingest) * 1000:.2f} ms over {len(during_ingest)} probes")
     if not posted:
         print("nothing posted")
         return
@@ -218,8 +232,7 @@ async def _digest(services: Services, new: list[Article], poll: float, poll_only
     busy = [r for r in rounds if r[1] > ingested]
     start, end = busy[0][0], busy[-1][1]
     print(f"digest round(s): {', '.join(f'{(b - a) * 1000:.0f} ms' for a, b in busy)}")
-    for label, window in (("while ingesting (worker thread)", [x for t, x in lags if started <= t < ingested]),
-                          ("during the digest round", [x for t, x in lags if start <= t <= end])):
+    for label, window in (("during the digest round", [x for t, x in lags if start <= t <= end]),):
         if window:
             window.sort()
             print(f"event-loop lag {label}: max {window[-1] * 1000:.1f} ms, p99 "
@@ -228,18 +241,21 @@ async def _digest(services: Services, new: list[Article], poll: float, poll_only
 
 
 def digest(n_new: int, n_base: int, model_cache: Path | None, hash_embedder: bool, poll: float,
-           poll_only: bool) -> None:
+           poll_only: bool, other_process: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         services = _services(Path(tmp), model_cache, hash_embedder)
         base = _bbc(n_base, 0)
         services.index.ingest(base)
         services.index.warm()
-        asyncio.run(_digest(services, _bbc(n_new, n_base), poll, poll_only))
+        asyncio.run(_digest(services, _bbc(n_new, n_base), poll, poll_only, other_process, n_base, hash_embedder))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["store", "calibrate", "digest", "examples"])
+    ap.add_argument("what", choices=["store", "calibrate", "digest", "examples", "ingest-bbc"])
+    ap.add_argument("--data-dir", type=Path, default=None, help="ingest-bbc: the index to add the new articles to")
+    ap.add_argument("--other-process", action="store_true", help="digest: ingest the new articles in another "
+                    "process (as `newsbot watch` beside the bot); the bot finds them by polling")
     ap.add_argument("--turns", type=int, default=10_000)
     ap.add_argument("--new", type=int, default=50)
     ap.add_argument("--base", type=int, default=200)
@@ -255,8 +271,10 @@ def main() -> None:
         calibrate(a.model_cache)
     elif a.what == "examples":
         examples(a.model_cache)
+    elif a.what == "ingest-bbc":
+        _services(a.data_dir, a.model_cache, a.hash).index.ingest(_bbc(a.new, a.base))
     else:
-        digest(a.new, a.base, a.model_cache, a.hash, a.poll, a.poll_only)
+        digest(a.new, a.base, a.model_cache, a.hash, a.poll, a.poll_only, a.other_process)
 
 
 if __name__ == "__main__":
