@@ -4,6 +4,7 @@
     .venv/bin/python bench/channel.py calibrate [--model-cache DIR]
     .venv/bin/python bench/channel.py examples [--model-cache DIR]
     .venv/bin/python bench/channel.py digest [--new 50] [--base 200] [--model-cache DIR] [--hash] [--poll-only]
+                                             [--other-process] [--test-corpus]
 
 ``store``: the conversation store's file size after N turns (the default bounds, and unbounded).
 ``calibrate``: the dense cosine of each topic's best passage per article on the test corpus (tests/fixtures
@@ -39,6 +40,7 @@ from index.types import Article, Filters  # noqa: E402
 
 BBC = Path("/work/shared/data/bbc-news")
 TOPICS = {20: ["football injuries"], 21: ["oil prices"], 22: ["general election campaign"]}
+TEST_TOPICS = {20: ["reservoir water levels"], 21: ["rail travel"], 22: ["vaccines"]}
 
 
 def _size(path: Path) -> int:
@@ -66,19 +68,26 @@ def store(turns: int) -> None:
             s.close()
 
 
-def _test_corpus(services: Services) -> frozenset[str]:
-    """The test corpus in the index; returns the ids of its three web pages (the "new" articles)."""
+def _pages() -> list[Article]:
+    """The three web pages of tests/test_fetch.py, as the fetcher would make them."""
     from index.load import article_id_for
-    from tests.fakes import FIXTURES
     from tests.test_fetch import ARTICLES, OUTLET
 
-    index = services.index
-    index.ingest(index.load([FIXTURES / "articles.jsonl"]))
     pages = []
     for n, (title, author, date, paras) in ARTICLES.items():
         url = f"https://valley.example/article/{n}"
         pages.append(Article(id=article_id_for(url, "", ""), title=title, body="\n".join(paras), source=OUTLET,
                              url=url, author=author, published_at=date))
+    return pages
+
+
+def _test_corpus(services: Services) -> frozenset[str]:
+    """The test corpus in the index; returns the ids of its three web pages (the "new" articles)."""
+    from tests.fakes import FIXTURES
+
+    index = services.index
+    index.ingest(index.load([FIXTURES / "articles.jsonl"]))
+    pages = _pages()
     index.ingest(pages)
     return frozenset(p.id for p in pages)
 
@@ -154,11 +163,11 @@ def _bbc(n: int, skip: int) -> list[Article]:
 
 
 async def _digest(services: Services, new: list[Article], poll: float, poll_only: bool, other_process: bool,
-                  base: int, hash_embedder: bool) -> None:
+                  base: int, hash_embedder: bool, test_corpus: bool = False) -> None:
     config = DiscordConfig(feedback_path=None, store_path=services.settings.data_dir / "discord.sqlite3",
                            follow_poll_seconds=poll)
     bot = NewsBot(services.answerer, services.index, config)
-    for channel_id, topics in TOPICS.items():
+    for channel_id, topics in (TEST_TOPICS if test_corpus else TOPICS).items():
         for t in topics:
             bot.conversations.follow(channel_id, t, 1)
     posted: list[tuple[float, int, str]] = []
@@ -241,9 +250,16 @@ async def _digest(services: Services, new: list[Article], poll: float, poll_only
 
 
 def digest(n_new: int, n_base: int, model_cache: Path | None, hash_embedder: bool, poll: float,
-           poll_only: bool, other_process: bool) -> None:
+           poll_only: bool, other_process: bool, test_corpus: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         services = _services(Path(tmp), model_cache, hash_embedder)
+        if test_corpus:  # tests/fixtures first; then the three web pages arrive as one ingest
+            from tests.fakes import FIXTURES
+
+            services.index.ingest(services.index.load([FIXTURES / "articles.jsonl"]))
+            services.index.warm()
+            asyncio.run(_digest(services, _pages(), poll, poll_only, False, 0, hash_embedder, True))
+            return
         base = _bbc(n_base, 0)
         services.index.ingest(base)
         services.index.warm()
@@ -254,6 +270,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["store", "calibrate", "digest", "examples", "ingest-bbc"])
     ap.add_argument("--data-dir", type=Path, default=None, help="ingest-bbc: the index to add the new articles to")
+    ap.add_argument("--test-corpus", action="store_true", help="digest: tests/fixtures, then the three test pages as "
+                    "the new articles (instead of BBC News)")
     ap.add_argument("--other-process", action="store_true", help="digest: ingest the new articles in another "
                     "process (as `newsbot watch` beside the bot); the bot finds them by polling")
     ap.add_argument("--turns", type=int, default=10_000)
@@ -274,7 +292,7 @@ def main() -> None:
     elif a.what == "ingest-bbc":
         _services(a.data_dir, a.model_cache, a.hash).index.ingest(_bbc(a.new, a.base))
     else:
-        digest(a.new, a.base, a.model_cache, a.hash, a.poll, a.poll_only, a.other_process)
+        digest(a.new, a.base, a.model_cache, a.hash, a.poll, a.poll_only, a.other_process, a.test_corpus)
 
 
 if __name__ == "__main__":
