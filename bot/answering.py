@@ -6,6 +6,7 @@ unit tests) and, optionally, a chat model — so the whole pipeline runs without
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,8 @@ from bot.types import Answer
 from index import NO_FILTERS, Filters, clauses
 from index.errors import NewsbotError
 from index.types import Passage
+
+STOPPED_NOTICE = "stopped on request: showing the verified part of the draft"
 
 
 class Search(Protocol):
@@ -63,12 +66,14 @@ class Answerer:
         raise AssertionError("ask_stream ended without an Answer")
 
     def ask_stream(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
-                   filters: Filters = NO_FILTERS) -> Iterator[str | Answer]:
+                   filters: Filters = NO_FILTERS, stop: threading.Event | None = None) -> Iterator[str | Answer]:
         """The LLM's draft as text deltas while it is written, then the verified Answer (always the last item).
 
         Without an LLM only the extractive Answer is yielded; when the LLM fails (unreachable, HTTP error,
         timeout, unusable reply) the last item is the extractive Answer with a one-line ``notice``. The LLM's
-        part (condensing a follow-up plus writing) never takes longer than ``llm_timeout_s``.
+        part (condensing a follow-up plus writing) never takes longer than ``llm_timeout_s``. Setting ``stop``
+        (from another thread) ends the draft early: the part written so far is verified and answered, with a
+        notice.
         """
         cfg = self.config
         question = self.check_question(question)
@@ -91,9 +96,10 @@ class Answerer:
         if llm is not None and not notice and passages:
             try:
                 for item in generate(llm, question, standalone, passages, deadline=time.monotonic() + budget,
-                                     uncited=cfg.llm_uncited):
+                                     uncited=cfg.llm_uncited, stop=stop):
                     if isinstance(item, Answer):
-                        answer = item
+                        stopped = stop is not None and stop.is_set()
+                        answer = replace(item, notice=STOPPED_NOTICE) if stopped else item
                     else:
                         yield item
             except LLMError as err:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +21,13 @@ from discord import app_commands
 
 from bot import discord_render as render
 from bot.conversation import Turn
-from bot.discord_policy import Conversations, Cooldown, FeedbackLog, Gate, Ticket, user_hash
+from bot.conversation_store import ConversationStore
+from bot.discord_policy import Cooldown, FeedbackLog, Gate, Ticket, user_hash
+from bot.follow import TopicSearch, digest
 from bot.types import Answer
 from index import NO_FILTERS, Filters, IndexStats, date_filters
 from index.errors import NewsbotError
+from index.types import Article, LoadError, Passage
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -41,6 +45,8 @@ REJECTED_TOKEN = ("Discord rejected DISCORD_TOKEN: copy a fresh token from the d
 HELLO_TEXT = "Ask me a question about the news after the mention, e.g. “what did the council decide about bike lanes?”"
 OUTLETS_TTL = 60.0  # seconds an outlet list (for autocomplete) is reused
 NOTICE_SECONDS = 15.0  # cooldown and busy notices in channels delete themselves after this long
+MAX_FOLLOWS_PER_CHANNEL = 20  # each followed topic costs one search per new batch of articles
+STORE_FILE = "discord.sqlite3"  # conversations and follows, in the data dir
 
 
 class Asker(Protocol):
@@ -49,13 +55,36 @@ class Asker(Protocol):
     def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
             filters: Filters = NO_FILTERS) -> Answer: ...
 
+    def ask_stream(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
+                   filters: Filters = NO_FILTERS, stop: threading.Event | None = None) -> Iterator[str | Answer]: ...
+
+
+class Ingested(Protocol):
+    """What the bot reads of an ingest report (``index.Index.ingest`` returns one)."""
+
+    new: int
+    updated: int
+    unchanged: int
+    failed: int
+    errors: list[LoadError]
+
 
 class Library(Protocol):
-    """What the bot shows of the index (``index.Index`` provides it)."""
+    """What the bot shows of the index and adds to it (``index.Index`` provides it)."""
 
     def outlets(self) -> list[str]: ...
 
     def stats(self) -> IndexStats: ...
+
+    def load(self, paths: Iterable[str]) -> list[Article | LoadError]: ...
+
+    def ingest(self, items: Iterable[Article | LoadError]) -> Ingested: ...
+
+    def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]: ...
+
+    def article_ids(self) -> frozenset[str]: ...
+
+    def version(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -73,9 +102,18 @@ class DiscordConfig:
     message_content: bool = True
     shards: int | None = None
     feedback_path: Path | None = None
+    store_path: Path | None = None  # the SQLite file of conversations and follows (None: in memory)
     history_turns: int = 6  # earlier turns of a thread used to resolve a follow-up
     conversations: int = 1000  # threads/DMs whose history is remembered (least recently used dropped)
+    conversation_days: float = 30.0  # a conversation untouched for this long is forgotten
     view_timeout: float = 3600.0  # seconds the buttons under an answer keep working
+    edit_seconds: float = 1.0  # least time between two edits of a streamed draft
+    editor_role_ids: frozenset[int] = frozenset()  # roles whose members may add links and follow topics
+    add_cooldown_seconds: float = 30.0  # between one member's added links
+    link_channel_ids: frozenset[int] = frozenset()  # channels where editors' posted links become sources
+    follow_poll_seconds: float = 30.0  # how often the index is checked for new articles (0: never)
+    digest_lines: int = 5  # most articles in one digest
+    follow_min_similarity: float = 0.30  # dense cosine a new article's passage needs to match a topic
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordConfig:
@@ -85,7 +123,14 @@ class DiscordConfig:
                    allowed_guild_ids=frozenset(s.discord_allowed_guild_ids),
                    allowed_channel_ids=frozenset(s.discord_allowed_channel_ids), allow_dms=s.discord_allow_dms,
                    threads=s.discord_threads, message_content=s.discord_message_content,
-                   shards=s.discord_shards, feedback_path=s.data_dir / "feedback.jsonl")
+                   shards=s.discord_shards, feedback_path=s.data_dir / "feedback.jsonl",
+                   store_path=s.data_dir / STORE_FILE, history_turns=s.discord_history_turns,
+                   conversations=s.discord_conversations, conversation_days=s.discord_conversation_days,
+                   edit_seconds=s.discord_edit_seconds, editor_role_ids=frozenset(s.discord_editor_role_ids),
+                   add_cooldown_seconds=s.discord_add_cooldown_seconds,
+                   link_channel_ids=frozenset(s.discord_link_channel_ids),
+                   follow_poll_seconds=s.discord_follow_poll_seconds, digest_lines=s.discord_digest_lines,
+                   follow_min_similarity=s.discord_follow_min_similarity)
 
 
 # -- the bot ---------------------------------------------------------------------------------------------------
@@ -124,6 +169,25 @@ class AnswerView(discord.ui.View):
         await self.bot.apologize(interaction, error)
 
 
+class StopView(discord.ui.View):
+    """The Stop button under a streamed draft: only the person who asked can end the generation."""
+
+    def __init__(self, bot: NewsBot, stop: threading.Event, owner_id: int, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.bot, self.stop_event, self.owner_id = bot, stop, owner_id
+
+    @discord.ui.button(label="Stop", emoji="⏹️", style=discord.ButtonStyle.secondary)
+    async def stop_drafting(self, interaction: discord.Interaction, _: discord.ui.Button[StopView]) -> None:
+        if interaction.user.id != self.owner_id:
+            await self.bot.tell(interaction, "Only the person who asked can stop this answer.")
+            return
+        self.stop_event.set()
+        await interaction.response.defer()  # the draft message itself shows the result
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: Any) -> None:
+        await self.bot.apologize(interaction, error)
+
+
 class _Client(discord.Client):
     """One gateway connection; its setup hook is the bot's."""
 
@@ -150,8 +214,11 @@ class NewsBot:
     """Slash commands, mentions, DMs and threads over an ``Asker``; every reply goes through this class."""
 
     def __init__(self, app: Asker, library: Library, config: DiscordConfig = DiscordConfig(), *,
-                 clock: Callable[[], float] = time.monotonic, warm_up: Callable[[], object] | None = None) -> None:
-        self.app, self.library, self.config, self.warm_up = app, library, config, warm_up
+                 clock: Callable[[], float] = time.monotonic, warm_up: Callable[[], object] | None = None,
+                 stream: bool | None = None) -> None:
+        self.app, self.library, self.config, self.warm_up, self.clock = app, library, config, warm_up, clock
+        # drafts are streamed when an LLM writes the answers (``Answerer.llm``); extractive answers come at once
+        self.streams = stream if stream is not None else getattr(app, "llm", None) is not None
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: don't warn about it
         intents = discord.Intents.default()
         intents.message_content = config.message_content
@@ -165,8 +232,14 @@ class NewsBot:
         self.client.event(self.on_ready)
         self.client.event(self.on_message)
         self.cooldown = Cooldown(config.cooldown_seconds, clock)
+        self.add_cooldown = Cooldown(config.add_cooldown_seconds, clock)
+        self.index_changed = asyncio.Event()  # set after this bot adds articles: the follow watcher looks at once
+        self._known: frozenset[str] | None = None  # article ids seen by the last digest round (None: no round yet)
+        self._known_version: str | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self.gate = Gate(config.max_in_flight, config.max_queue)
-        self.conversations = Conversations(config.conversations, config.history_turns)
+        self.conversations = ConversationStore(config.store_path, config.conversations, config.history_turns,
+                                               config.conversation_days)
         self.feedback = FeedbackLog(config.feedback_path)
         self._outlets: tuple[float, list[str]] | None = None
         self._register_commands()
@@ -175,6 +248,53 @@ class NewsBot:
     async def off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run embedding, Chroma, BM25, answer composition or file I/O in a worker thread."""
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _remembers(self, key: int | None) -> bool:
+        """Is this channel a conversation the bot keeps (one of its threads, a DM), in this process or before?"""
+        return key is not None and await self.off_loop(self.conversations.__contains__, key)
+
+    async def _remember(self, key: int | None, answer: Answer) -> None:
+        """Append the turn, and the articles its answer cited, to the conversation (when there is one)."""
+        if key is not None:
+            turn = Turn(answer.question, answer.standalone_question or answer.question)
+            await self.off_loop(self.conversations.add, key, turn, [c.article_id for c in answer.citations])
+
+    async def stream_answer(self, question: str, history: list[Turn], filters: Filters, owner_id: int,
+                            show: Callable[[str, discord.ui.View], Awaitable[None]]) -> Answer:
+        """Answer with the LLM's draft shown as it is written: ``ask_stream`` runs in a worker thread that hands
+        its deltas to the loop through a queue; ``show`` gets the draft (mentions neutralised, marked as in
+        progress) with a Stop button at most every ``edit_seconds``. Returns the verified Answer (after Stop: the
+        verified part; after a failure: the extractive one with a notice)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | Answer | BaseException] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for item in self.app.ask_stream(question, history, filters=filters, stop=stop):
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+            except BaseException as err:  # handed to the loop, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, err)
+
+        worker = asyncio.ensure_future(self.off_loop(produce))
+        view = StopView(self, stop, owner_id, self.config.view_timeout)
+        text, shown_at = "", None
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Answer):
+                    return item
+                text += item
+                now = self.clock()
+                if not stop.is_set() and (shown_at is None or now - shown_at >= self.config.edit_seconds):
+                    await show(render.draft_text(text), view)
+                    shown_at = now
+        finally:
+            stop.set()  # a failure while showing ends the generation too
+            view.stop()
+            await worker
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def _setup_hook(self) -> None:
@@ -195,6 +315,8 @@ class NewsBot:
                 await self.off_loop(self.warm_up)
             except Exception:
                 log.warning("warm-up failed; the first question will be slower", exc_info=True)
+        if self.config.follow_poll_seconds > 0 and self._watcher is None:
+            self._watcher = asyncio.create_task(self.watch_follows(), name="newsbot-follows")
 
     async def on_ready(self) -> None:
         user = self.client.user
@@ -224,10 +346,32 @@ class NewsBot:
         async def info(interaction: discord.Interaction) -> None:
             await self.sources_command(interaction)
 
+        @self.tree.command(name="follow", description="Post new articles on a topic to a channel (editors only).")
+        @app_commands.describe(topic="What to follow, e.g. “reservoir water levels”",
+                               channel="Where to post them (default: this channel)")
+        async def follow(interaction: discord.Interaction, topic: str,
+                         channel: discord.TextChannel | None = None) -> None:
+            await self.follow_command(interaction, topic, channel)
+
+        @self.tree.command(name="unfollow", description="Stop posting new articles on a topic here (editors only).")
+        @app_commands.describe(topic="A topic this channel follows (/following lists them)")
+        async def unfollow(interaction: discord.Interaction, topic: str) -> None:
+            await self.unfollow_command(interaction, topic)
+
+        @self.tree.command(name="following", description="The topics this channel follows.")
+        async def following(interaction: discord.Interaction) -> None:
+            await self.following_command(interaction)
+
+        @self.tree.command(name="add", description="Add a news article by its link (editors only).")
+        @app_commands.describe(url="The article's address (https://…)")
+        async def add(interaction: discord.Interaction, url: str) -> None:
+            await self.add_command(interaction, url)
+
     async def ask_command(self, interaction: discord.Interaction, question: str, *, source: str | None = None,
                           since: str | None = None, until: str | None = None) -> None:
         """``/ask``: checks (answered ephemerally), defer, wait for a slot, answer off the loop, follow up."""
         ticket: Ticket | None = None
+        drafted: list[object] = []
         try:
             refusal = self._refusal(interaction.guild_id, interaction.channel_id, _parent_id(interaction.channel))
             if refusal is not None:
@@ -248,17 +392,198 @@ class NewsBot:
                                                          allowed_mentions=NO_MENTIONS)
             if source:
                 filters = replace(filters, sources=(await self._outlet(source),))
-            key = interaction.channel_id if interaction.channel_id in self.conversations else None
+            key = interaction.channel_id if await self._remembers(interaction.channel_id) else None
             await self.gate.ready(ticket)
-            answer = await self.off_loop(self.app.ask, question, self.conversations.history(key), filters=filters)
-            if key is not None:
-                self.conversations.add(key, Turn(answer.question, answer.standalone_question or answer.question))
-            await self._send_answer(interaction, answer, replace_notice=bool(ticket.position))
+            history = await self.off_loop(self.conversations.history, key)
+            if self.streams:
+                async def show(text: str, view: discord.ui.View) -> None:
+                    drafted.append(await interaction.edit_original_response(content=text, view=view,
+                                                                            allowed_mentions=NO_MENTIONS))
+
+                answer = await self.stream_answer(question, history, filters, interaction.user.id, show)
+            else:
+                answer = await self.off_loop(self.app.ask, question, history, filters=filters)
+            await self._remember(key, answer)
+            await self._send_answer(interaction, answer, replace_notice=bool(ticket.position or drafted))
         except Exception as err:
+            if drafted:  # the draft message must not stay "drafting…" with a Stop button
+                await _quietly(interaction.edit_original_response(content=render.DRAFT_FAILED_TEXT, view=None,
+                                                                  allowed_mentions=NO_MENTIONS))
             await self.apologize(interaction, err)
         finally:
             if ticket is not None:
                 self.gate.leave(ticket)
+
+    async def add_command(self, interaction: discord.Interaction, url: str) -> None:
+        """``/add url:``: editors only (refusals are private), rate-limited; one public line on what was added."""
+        try:
+            refusal = (self._refusal(interaction.guild_id, interaction.channel_id, _parent_id(interaction.channel))
+                       or self._editor_refusal(interaction.user, "add sources"))
+            if refusal is not None:
+                await self.tell(interaction, refusal)
+                return
+            wait = self.add_cooldown.wait(interaction.user.id)
+            if wait:
+                await self.tell(interaction, render.cooldown_text(wait, "add a link"))
+                return
+            await interaction.response.defer(thinking=True)
+            text = await self._add(url.strip())
+            await interaction.followup.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def _add(self, url: str) -> str:
+        """Add one link off the loop; tell the follow watcher when the index changed."""
+        text, changed = await self.off_loop(self.add_link, url)
+        if changed:
+            self.index_changed.set()
+        return text
+
+    def add_link(self, url: str) -> tuple[str, bool]:
+        """Fetch one page through the index's safe fetcher and ingest it: one line saying what happened, and
+        whether the index changed (blocking: call it off the loop)."""
+        if not render.is_link(url):
+            return render.not_added_text(url, "not an http(s) link"), False
+        [item] = self.library.load([url])
+        if isinstance(item, LoadError):
+            return render.not_added_text(url, item.message), False
+        report = self.library.ingest([item])
+        if report.failed:
+            why = report.errors[0].message if report.errors else "it could not be stored"
+            return render.not_added_text(url, why), False
+        outcome = "updated" if report.updated else "added" if report.new else "known"
+        return render.added_text(item, outcome), outcome != "known"
+
+    def _editor_refusal(self, user: discord.User | discord.Member, action: str) -> str | None:
+        """Why this member may not add sources or follow topics (editor roles), or None."""
+        roles = self.config.editor_role_ids
+        if not roles:
+            return render.NO_EDITORS_TEXT.format(action=action)
+        if not isinstance(user, discord.Member) or not {r.id for r in user.roles} & roles:
+            return render.NOT_EDITOR_TEXT.format(action=action)
+        return None
+
+    async def _add_posted_links(self, message: discord.Message, links: list[str]) -> None:
+        """Links an editor posted in a link channel: added as sources, one reply line each; others' are ignored."""
+        if self._editor_refusal(message.author, "add sources") is not None:
+            return
+        wait = self.add_cooldown.wait(message.author.id)
+        if wait:
+            await message.reply(render.cooldown_text(wait, "add a link"), allowed_mentions=NO_MENTIONS,
+                                delete_after=NOTICE_SECONDS)
+            return
+        try:
+            lines = [await self._add(url) for url in links[:render.LINKS_PER_MESSAGE]]
+            await message.reply("\n".join(lines), allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        except Exception:
+            log.exception("adding posted links failed")
+            await _quietly(message.reply(render.APOLOGY_TEXT, allowed_mentions=NO_MENTIONS))
+
+    # -- followed topics ---------------------------------------------------------------------------------------
+    async def follow_command(self, interaction: discord.Interaction, topic: str,
+                             channel: discord.abc.GuildChannel | None = None) -> None:
+        """``/follow topic: [channel:]``: editors only; the answer is private."""
+        try:
+            channel_id = channel.id if channel is not None else interaction.channel_id
+            parent = _parent_id(channel if channel is not None else interaction.channel)
+            refusal = (self._refusal(interaction.guild_id, channel_id, parent)
+                       or self._editor_refusal(interaction.user, "follow topics"))
+            if refusal is None and interaction.guild_id is None:
+                refusal = "Topics can be followed in server channels only."
+            if refusal is not None or channel_id is None:
+                await self.tell(interaction, refusal or render.NOT_HERE_TEXT)
+                return
+            topic = render.clean_topic(topic)
+            if not topic:
+                await self.tell(interaction, render.BAD_TOPIC_TEXT)
+                return
+            follows = await self.off_loop(self.conversations.follows, channel_id)
+            if len(follows) >= MAX_FOLLOWS_PER_CHANNEL:
+                await self.tell(interaction, f"<#{channel_id}> already follows {MAX_FOLLOWS_PER_CHANNEL} topics, the "
+                                             "most it may; /unfollow one first.")
+                return
+            added = await self.off_loop(self.conversations.follow, channel_id, topic, interaction.guild_id)
+            text = (f"<#{channel_id}> now follows “{render.escape(topic)}”: new matching articles are posted there."
+                    if added else f"<#{channel_id}> already follows “{render.escape(topic)}”.")
+            await self.tell(interaction, text)
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def unfollow_command(self, interaction: discord.Interaction, topic: str) -> None:
+        """``/unfollow topic:``: editors only; the answer is private."""
+        try:
+            refusal = (self._refusal(interaction.guild_id, interaction.channel_id, _parent_id(interaction.channel))
+                       or self._editor_refusal(interaction.user, "unfollow topics"))
+            if refusal is not None or interaction.channel_id is None:
+                await self.tell(interaction, refusal or render.NOT_HERE_TEXT)
+                return
+            topic = render.clean_topic(topic)
+            removed = await self.off_loop(self.conversations.unfollow, interaction.channel_id, topic)
+            await self.tell(interaction, f"This channel no longer follows “{render.escape(topic)}”." if removed else
+                            f"This channel doesn't follow “{render.escape(topic)}”; /following lists its topics.")
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def following_command(self, interaction: discord.Interaction) -> None:
+        """``/following``: the topics of this channel, privately."""
+        try:
+            follows = await self.off_loop(self.conversations.follows, interaction.channel_id)
+            await self.tell(interaction, render.following_text([f.topic for f in follows]))
+        except Exception as err:
+            await self.apologize(interaction, err)
+
+    async def watch_follows(self) -> None:
+        """Forever: a digest round every ``follow_poll_seconds``, or at once after this bot added articles."""
+        while True:
+            try:
+                await self.digest_round()
+            except Exception:
+                log.exception("a digest round failed; trying again next round")
+            try:
+                await asyncio.wait_for(self.index_changed.wait(), self.config.follow_poll_seconds)
+            except TimeoutError:
+                pass
+            self.index_changed.clear()
+
+    async def digest_round(self) -> int:
+        """Post one digest per channel whose followed topics match articles new since the last round; returns
+        how many were posted. The first round only notes which articles exist (nothing is new to it)."""
+        version = await self.off_loop(self.library.version)
+        if version == self._known_version:
+            return 0
+        ids = await self.off_loop(self.library.article_ids)
+        known, self._known, self._known_version = self._known, ids, version
+        new = ids - known if known is not None else frozenset()
+        if not new:
+            return 0
+        topics: dict[int, list[str]] = {}
+        for f in await self.off_loop(self.conversations.follows):
+            topics.setdefault(f.channel_id, []).append(f.topic)
+        posted = 0
+        for channel_id, wanted in topics.items():
+            posted += await self._post_digest(channel_id, wanted, new)
+        return posted
+
+    async def _post_digest(self, channel_id: int, topics: list[str], new: frozenset[str]) -> int:
+        search: TopicSearch = self.library
+        lines, more = await self.off_loop(digest, search, topics, new, min_similarity=self.config.follow_min_similarity,
+                                          most=self.config.digest_lines)
+        if not lines:
+            return 0
+        fresh = set(await self.off_loop(self.conversations.claim, channel_id, [line.article_id for line in lines]))
+        lines = [line for line in lines if line.article_id in fresh]  # another bot process posted the rest
+        if not lines:
+            return 0
+        try:
+            channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                return 0
+            await channel.send(render.digest_text(lines, more), allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        except discord.HTTPException as err:
+            log.warning("could not post a digest to channel %s (%s): grant Send Messages there, or /unfollow",
+                        channel_id, err)
+            return 0
+        return 1
 
     async def source_autocomplete(self, interaction: discord.Interaction,
                                   current: str) -> list[app_commands.Choice[str]]:
@@ -330,8 +655,13 @@ class NewsBot:
         mine = [r for r in message.role_mentions if r.tags is not None and r.tags.bot_id == me.id]
         mentioned = any(u.id == me.id for u in message.mentions) or bool(mine)  # the bot or its own role
         dm = message.guild is None
-        own_thread = isinstance(channel, discord.Thread) and (channel.id in self.conversations
-                                                               or channel.owner_id == me.id)
+        if not (dm or mentioned) and {channel.id, _parent_id(channel)} & self.config.link_channel_ids:
+            links = render.links_in(message.content)
+            if links and self._refusal(message.guild.id, channel.id, _parent_id(channel)) is None:  # type: ignore[union-attr]
+                await self._add_posted_links(message, links)
+                return
+        own_thread = isinstance(channel, discord.Thread) and (channel.owner_id == me.id
+                                                               or await self._remembers(channel.id))
         if not (dm or mentioned or own_thread):
             return
         if self._refusal(None if dm else message.guild.id, channel.id, _parent_id(channel)) is not None:  # type: ignore[union-attr]
@@ -365,26 +695,40 @@ class NewsBot:
         target: discord.abc.Messageable = channel
         key: int | None = channel.id if (dm or own_thread) else None
         first_reply = True
+        draft: list[discord.Message] = []  # the message showing the streamed draft, once there is one
         try:
             if not (dm or own_thread) and self.config.threads and not isinstance(channel, discord.Thread):
                 try:
                     thread = await message.create_thread(name=render.thread_name(question))
                     target, key, first_reply = thread, thread.id, False
-                    self.conversations.start(thread.id)
+                    await self.off_loop(self.conversations.start, thread.id)
                 except (discord.HTTPException, ValueError) as err:
                     log.warning("could not open a thread (%s): grant Create Public Threads; answering in place", err)
             if ticket.position:
                 await self._send(message, target, first_reply, render.queue_text(ticket.position))
             async with target.typing():
                 await self.gate.ready(ticket)
-                answer = await self.off_loop(self.app.ask, question, self.conversations.history(key))
-            if key is not None:
-                self.conversations.add(key, Turn(answer.question, answer.standalone_question or answer.question))
+                history = await self.off_loop(self.conversations.history, key)
+                if self.streams:
+                    async def show(text: str, view: discord.ui.View) -> None:
+                        if draft:
+                            await draft[0].edit(content=text, view=view, allowed_mentions=NO_MENTIONS)
+                        else:
+                            draft.append(await self._send(message, target, first_reply, text, view))
+
+                    answer = await self.stream_answer(question, history, NO_FILTERS, message.author.id, show)
+                else:
+                    answer = await self.off_loop(self.app.ask, question, history)
+            await self._remember(key, answer)
             pieces = render.answer_messages(answer)
             view = AnswerView(self, answer, self.config.view_timeout)
             for i, piece in enumerate(pieces):
                 last = i == len(pieces) - 1
-                sent = await self._send(message, target, first_reply and i == 0, piece, view if last else None)
+                if i == 0 and draft:  # the verified answer replaces the draft in the same message
+                    await draft[0].edit(content=piece, view=view if last else None, allowed_mentions=NO_MENTIONS)
+                    sent = draft[0]
+                else:
+                    sent = await self._send(message, target, first_reply and i == 0, piece, view if last else None)
                 if last:
                     view.message = sent
         except Exception as err:
@@ -392,7 +736,10 @@ class NewsBot:
                 log.exception("answering a message failed")
             text = str(err) if isinstance(err, NewsbotError) else render.APOLOGY_TEXT
             try:
-                await self._send(message, target, first_reply, text)
+                if draft:
+                    await draft[0].edit(content=text, view=None, allowed_mentions=NO_MENTIONS)
+                else:
+                    await self._send(message, target, first_reply, text)
             except Exception:
                 log.exception("could not even apologize")
 
@@ -411,8 +758,9 @@ class NewsBot:
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             extra: dict[str, Any] = {"view": view} if last else {}
-            if i == 0 and replace_notice:
-                sent = await interaction.edit_original_response(content=piece, allowed_mentions=NO_MENTIONS, **extra)
+            if i == 0 and replace_notice:  # view=None removes a draft's Stop button
+                sent = await interaction.edit_original_response(content=piece, allowed_mentions=NO_MENTIONS,
+                                                                view=view if last else None)
             else:
                 sent = await interaction.followup.send(piece, allowed_mentions=NO_MENTIONS, suppress_embeds=True,
                                                        wait=last, **extra)
@@ -451,6 +799,13 @@ class NewsBot:
         if c.allowed_channel_ids and not ({channel_id, parent_id} & c.allowed_channel_ids):
             return render.NOT_HERE_TEXT
         return None
+
+
+async def _quietly(call: Awaitable[object]) -> None:
+    try:
+        await call
+    except Exception:
+        log.debug("could not tidy up a draft", exc_info=True)
 
 
 def _parent_id(channel: object) -> int | None:

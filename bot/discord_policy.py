@@ -1,6 +1,6 @@
 """The Discord bot's policies, free of discord.py: who may ask how often (``Cooldown``), how many questions are
-answered at once and how many wait (``Gate``), what each thread or DM remembers (``Conversations``) and where
-👍/👎 votes go (``FeedbackLog``)."""
+answered at once and how many wait (``Gate``) and where 👍/👎 votes go (``FeedbackLog``). What each thread or DM
+remembers lives in ``bot.conversation_store``."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import hashlib
 import json
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from bot.conversation import Turn
 
 
 class Cooldown:
@@ -86,33 +84,6 @@ class Gate:
                 nxt.set_result(None)  # the slot passes on; ``active`` stays the same
                 return
         self.active -= 1
-
-
-class Conversations:
-    """Earlier turns per thread or DM channel, bounded in turns and in conversations."""
-
-    def __init__(self, most: int, turns: int) -> None:
-        self.most, self.turns = most, turns
-        self._turns: OrderedDict[int, deque[Turn]] = OrderedDict()
-
-    def __contains__(self, key: int) -> bool:
-        return key in self._turns
-
-    def history(self, key: int | None) -> list[Turn]:
-        if key is None or key not in self._turns:
-            return []
-        self._turns.move_to_end(key)
-        return list(self._turns[key])
-
-    def start(self, key: int) -> None:
-        self._turns.setdefault(key, deque(maxlen=self.turns))
-        self._turns.move_to_end(key)
-        while len(self._turns) > self.most:
-            self._turns.popitem(last=False)
-
-    def add(self, key: int, turn: Turn) -> None:
-        self.start(key)
-        self._turns[key].append(turn)
 
 
 class FeedbackLog:

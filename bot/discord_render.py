@@ -6,9 +6,10 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 
+from bot.follow import DigestLine
 from bot.mentions import neutralise_mentions
 from bot.types import Answer, Citation
-from index.types import IndexStats
+from index.types import Article, IndexStats
 
 MESSAGE_LIMIT = 2000  # characters in one message
 EMBED_DESCRIPTION_LIMIT = 4096  # characters in an embed description (answers are sent as messages, not embeds)
@@ -23,12 +24,23 @@ MAX_FOLLOWUPS = 5  # most messages one answer is split into; anything longer is 
 OUTLETS_SHOWN = 30  # outlets listed by /sources
 MIN_FILL = 0.5  # a preferred split point must fill at least this share of a piece
 
-COOLDOWN_TEXT = "Easy there: you can ask again in {seconds} s."
+COOLDOWN_TEXT = "Easy there: you can {action} again in {seconds} s."
+NO_EDITORS_TEXT = ("Nobody can {action} here: no editor role is configured (NEWSBOT_DISCORD_EDITOR_ROLE_IDS is "
+                   "empty; an admin can set it).")
+NOT_EDITOR_TEXT = "Only members with an editor role can {action} here."
+LINKS_PER_MESSAGE = 3  # most links added from one posted message
+DIGEST_SENTENCE_CHARS = 300  # a digest line's summary sentence is shortened past this
+DIGEST_TITLE_CHARS = 100
+TOPICS_SHOWN = 25  # topics listed by /following
+TOPIC_CHARS = 100  # longest followed topic
+BAD_TOPIC_TEXT = f"A topic is a few words to search for (at most {TOPIC_CHARS} characters), e.g. “reservoir levels”."
 BUSY_TEXT = "I'm answering a lot of questions right now; please try again in a minute."
 APOLOGY_TEXT = "Sorry, something went wrong while answering. The problem has been logged; please try again later."
 NOT_HERE_TEXT = "I'm not enabled in this channel."
 DMS_OFF_TEXT = "I don't answer direct messages here; ask me with /ask in a server channel."
 ABSTAIN_HINT = "Try rephrasing it, or use /sources to see what I know."
+DRAFT_FAILED_TEXT = "_(This draft could not be finished.)_"
+DRAFT_MARK = "✍️ drafting…"  # ends every edit of a streamed draft until the verified answer replaces it
 
 # Spans a split must never cut: links, citation markers (with the word before them), Markdown, escapes.
 _ATOMS = [re.compile(p) for p in (
@@ -102,6 +114,16 @@ def render_answer(answer: Answer) -> str:
     if answer.citations:
         parts.append(sources_block(answer.citations))
     return "\n\n".join(parts)
+
+
+def draft_text(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """An unverified LLM draft as one message: shown literally, cut to fit, marked as in progress."""
+    mark = f"\n\n_{DRAFT_MARK}_"
+    body = escape(text.strip())
+    room = limit - len(mark)
+    if len(body) > room:
+        body = body[: room - 1].rstrip("\\") + "…"
+    return body + mark
 
 
 def answer_messages(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -183,8 +205,41 @@ def queue_text(position: int) -> str:
     return f"You're {ordinal(position)} in line; your answer is coming."
 
 
-def cooldown_text(seconds: float) -> str:
-    return COOLDOWN_TEXT.format(seconds=max(1, round(seconds)))
+def cooldown_text(seconds: float, action: str = "ask") -> str:
+    return COOLDOWN_TEXT.format(seconds=max(1, round(seconds)), action=action)
+
+
+# -- links added as sources -----------------------------------------------------------------------------------
+_LINK = re.compile(r"https?://[^\s<>]+")
+_LINK_TAIL = ".,;:!?'\")]}"
+
+
+def is_link(url: str) -> bool:
+    """An http(s) address short enough to show and without spaces or angle brackets."""
+    return bool(_LINK.fullmatch(url)) and len(url) <= URL_LIMIT
+
+
+def links_in(text: str) -> list[str]:
+    """The http(s) links of a message, in order, once each (trailing punctuation and <…> removed)."""
+    return list(dict.fromkeys(m.group().rstrip(_LINK_TAIL) for m in _LINK.finditer(text)))
+
+
+def _link(title: str, url: str) -> str:
+    title = escape(_shorten(title or url, TITLE_LIMIT))
+    return f"[{title}](<{url}>)" if is_link(url) else title
+
+
+def added_text(article: Article, outcome: str) -> str:
+    """One line: what ``/add`` (or a posted link) added — title as a link, outlet and date."""
+    head = {"added": "Added", "updated": "Updated", "known": "Already known:"}[outcome]
+    meta = " · ".join(escape(x) for x in (article.source, article.published_at[:10]) if x)
+    return f"{head} {_link(article.title, article.url)}" + (f" — {meta}" if meta else "")
+
+
+def not_added_text(url: str, why: str) -> str:
+    """One line: why a link was not added."""
+    shown = f"<{url}>" if is_link(url) else f"“{escape(_shorten(url, 100))}”"
+    return f"Couldn't add {shown}: {escape(_shorten(why, 300))}"
 
 
 # -- splitting -----------------------------------------------------------------------------------------------
@@ -240,3 +295,42 @@ def _best_cut(tiers: list[list[int]], start: int, end: int, limit: int) -> int |
             return cut
         best = cut if best is None else max(best, cut)
     return best
+
+
+# -- followed topics ------------------------------------------------------------------------------------------
+def digest_line(n: int, line: DigestLine) -> str:
+    """``[n] summary sentence — [Title](<url>) · Outlet · date``."""
+    sentence = escape(_shorten(line.sentence, DIGEST_SENTENCE_CHARS))
+    meta = " · ".join(escape(x) for x in (line.source, line.published_at[:10]) if x)
+    return f"[{n}] {sentence} — {_link(_shorten(line.title, DIGEST_TITLE_CHARS), line.url)}" + (
+        f" · {meta}" if meta else "")
+
+
+def digest_text(lines: Sequence[DigestLine], more: int = 0, limit: int = MESSAGE_LIMIT) -> str:
+    """One digest message: the topics matched, one line per new article, and how many more were left out."""
+    topics = list(dict.fromkeys(line.topic for line in lines))
+    head = f"**New on {', '.join(f'“{escape(t)}”' for t in topics)}**"
+    body = [digest_line(n, line) for n, line in enumerate(lines, 1)]
+    while True:
+        tail = [f"_…and {more} more: ask me about it._"] if more else []
+        text = "\n".join([head, *body, *tail])
+        if len(text) <= limit or len(body) <= 1:
+            return text[:limit]
+        body.pop()
+        more += 1
+
+
+def clean_topic(topic: str) -> str:
+    """A followed topic as stored: one line, no mentions or control characters ("" when unusable)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in topic)
+    text = " ".join(_USER_TAG.sub(" ", text).replace("@", "").split())
+    return text if len(text) <= TOPIC_CHARS else ""
+
+
+def following_text(topics: Sequence[str]) -> str:
+    """``/following``: the topics this channel follows."""
+    if not topics:
+        return "This channel follows no topics. An editor can add one with /follow."
+    shown = "\n".join(f"• {escape(t)}" for t in topics[:TOPICS_SHOWN])
+    more = f"\n…and {len(topics) - TOPICS_SHOWN} more" if len(topics) > TOPICS_SHOWN else ""
+    return split_message(f"**Topics followed here**\n{shown}{more}")[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 
 import prompts
@@ -65,10 +66,12 @@ def condense_question(model: ChatModel, question: str, history: Sequence[Turn], 
 
 
 def generate(model: ChatModel, question: str, standalone: str, passages: Sequence[Passage], *, deadline: float,
-             uncited: str = "drop") -> Iterator[str | Answer]:
+             uncited: str = "drop", stop: threading.Event | None = None) -> Iterator[str | Answer]:
     """The model's draft as text deltas (mentions neutralised), then the verified Answer.
 
-    Raises LLMError when the model fails or its reply cites nothing it was shown.
+    Once ``stop`` is set, no more of the reply is read: what arrived so far is verified (an unfinished last
+    sentence is dropped by the verifier). Raises LLMError when the model fails or its reply cites nothing it was
+    shown.
     """
     shown = tuple(passages[:MAX_SHOWN])
     parts: list[str] = []
@@ -77,7 +80,7 @@ def generate(model: ChatModel, question: str, standalone: str, passages: Sequenc
         parts.append(delta)
         size += len(delta)
         yield neutralise_mentions(delta)
-        if size >= MAX_REPLY_CHARS:
+        if size >= MAX_REPLY_CHARS or (stop is not None and stop.is_set()):
             break
     reply = "".join(parts)
     try:

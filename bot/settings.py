@@ -74,8 +74,30 @@ class Settings(BaseSettings):
     discord_allow_dms: bool = Field(True, description="Answer direct messages.")
     discord_threads: bool = Field(True, description="Answer mentions in a new thread named after the question.")
     discord_message_content: bool = Field(True, description="Request the privileged message-content intent.")
+    discord_history_turns: int = Field(6, ge=1, le=50, description="Earlier turns of a thread or DM kept to "
+                                       "resolve follow-ups.")
+    discord_conversations: int = Field(1000, ge=1, description="Threads and DMs remembered (least recently used "
+                                       "forgotten first), in <data_dir>/discord.sqlite3.")
+    discord_conversation_days: float = Field(30.0, gt=0, description="A conversation untouched for this many "
+                                             "days is forgotten.")
+    discord_edit_seconds: float = Field(1.0, ge=0.2, description="With an LLM: seconds between two edits of a "
+                                        "streamed draft.")
+    discord_editor_role_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Comma-separated role IDs whose members may /add links and /follow "
+        "topics; empty = nobody.")
+    discord_add_cooldown_seconds: float = Field(30.0, ge=0, description="Seconds between one member's added "
+                                                "links (/add or a posted link).")
+    discord_link_channel_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Comma-separated channel IDs where links posted by editors are added "
+        "as sources; empty = none.")
+    discord_follow_poll_seconds: float = Field(30.0, ge=1, description="How often the bot checks the index for "
+                                               "new articles to post to followed topics.")
+    discord_digest_lines: int = Field(5, ge=1, le=10, description="Most articles in one digest message.")
+    discord_follow_min_similarity: float = Field(0.30, ge=0.0, le=1.0, description="Cosine similarity between "
+                                                 "a topic and an article's passage needed to post it.")
 
-    @field_validator("discord_allowed_guild_ids", "discord_allowed_channel_ids", mode="before")
+    @field_validator("discord_allowed_guild_ids", "discord_allowed_channel_ids", "discord_editor_role_ids",
+                     "discord_link_channel_ids", mode="before")
     @classmethod
     def _id_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -273,6 +273,14 @@ class Index:
         snap = self._snapshot()
         return [w for w in words if any(snap.doc_freq(t) == 0 for t in terms(w))]
 
+    def article_ids(self) -> frozenset[str]:
+        """The ids of the articles questions are answered from (those of the current search snapshot)."""
+        return frozenset(self._snapshot().article_ids)
+
+    def version(self) -> str:
+        """The index's version token: it changes whenever any process adds or removes articles."""
+        return self._snapshot().version
+
     def outlets(self) -> list[str]:
         """The outlets of the indexed articles, sorted."""
         return self._snapshot().known_sources

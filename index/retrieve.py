@@ -31,6 +31,9 @@ def _mask(filters: Filters, snap: SearchSnapshot) -> np.ndarray | None:
         keep &= snap.timestamps >= filters.since
     if filters.until is not None:
         keep &= snap.timestamps <= filters.until
+    if filters.articles is not None:
+        wanted = filters.articles
+        keep &= np.fromiter((a in wanted for a in snap.article_ids), dtype=bool, count=len(snap))
     return keep
 
 

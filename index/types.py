@@ -135,14 +135,15 @@ class LoadError:
 
 @dataclass(frozen=True)
 class Filters:
-    """Narrow a search to some outlets and/or a publication window (unix seconds, inclusive)."""
+    """Narrow a search to some outlets, a publication window (unix seconds, inclusive) and/or some articles."""
 
     sources: tuple[str, ...] = ()
     since: int | None = None
     until: int | None = None
+    articles: frozenset[str] | None = None  # only these article ids (None: any); e.g. the ones just ingested
 
     def __bool__(self) -> bool:
-        return bool(self.sources) or self.since is not None or self.until is not None
+        return bool(self.sources) or self.since is not None or self.until is not None or self.articles is not None
 
 
 NO_FILTERS = Filters()

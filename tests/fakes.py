@@ -230,6 +230,7 @@ def assert_never_pings(events: list[Any]) -> None:
 
 def make_bot(app: Any, tmp_path: Path, clock: list[float] | None = None, **config: Any) -> NewsBot:
     t = clock if clock is not None else [1000.0]
+    config.setdefault("store_path", tmp_path / "discord.sqlite3")
     cfg = DiscordConfig(feedback_path=tmp_path / "feedback.jsonl", **config)
     return NewsBot(app, app, cfg, clock=lambda: t[0])
 

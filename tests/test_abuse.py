@@ -205,3 +205,24 @@ async def test_very_long_questions_get_a_clear_refusal(fast_app: Any, length: in
     assert [e[0] for e in events] == ["reply"] and "the limit is 2,000" in text_of(events[0])
     assert count_pings(events) == 0
     assert bot.gate.active == 0
+
+
+async def test_mention_bombs_in_a_streamed_draft_and_a_digest_never_ping(tmp_path: Path) -> None:
+    from bot.answering import Answerer
+    from bot.follow import DigestLine
+    from tests.fakes import FakeSearch, ScriptedChat, passage
+
+    found = [passage("a1:0", f"The council voted 7-2 on the lanes. {BOMB}.", title=f"Title {BOMB}",
+                     source=f"Outlet {BOMB}", url="https://gazette.example/bike")]
+    reply = f"The council voted 7-2 {BOMB} on the lanes [1]. Work starts {BOMB} in May [1]."
+    answerer = Answerer(FakeSearch(found), ScriptedChat(reply))
+    events: list[Any] = []
+    bot = NewsBot(answerer, ScriptedApp(), DiscordConfig(feedback_path=None, edit_seconds=0.2), clock=iter(
+        [float(i) for i in range(10_000)]).__next__)  # one second per clock read: every delta is an edit
+    await slash(bot, "ask", make_interaction(events), f"lanes {BOMB}?")
+    drafts = [e for e in events if e[0] == "edit_original" and render.DRAFT_MARK in e[2]["content"]]
+    assert len(drafts) >= 5 and count_pings(events) == 0
+    line = DigestLine(f"topic {BOMB}", "a1", f"Title {BOMB}", f"Outlet {BOMB}", "https://x.example/<@1>",
+                      "2024-03-04", f"Sentence {BOMB}.", 0.9)
+    digest = [("send", (render.digest_text([line]),), {"allowed_mentions": discord.AllowedMentions.none()})]
+    assert count_pings(digest) == 0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from bot.answering import Answerer, AnsweringConfig
+from bot.answering import STOPPED_NOTICE, Answerer, AnsweringConfig
 from bot.conversation import Turn
 from bot.llm import LLMError
+from bot.types import Answer
 from index import Filters
 from index.errors import NewsbotError
 from tests.fakes import FakeSearch, ScriptedChat, passage
@@ -44,6 +47,33 @@ def test_a_failing_llm_falls_back_to_the_extractive_answer_with_a_notice() -> No
         "how did the council vote on bike lanes?")
     assert answer.mode == "extractive" and "the model server is down" in answer.notice
     assert "voted 7-2" in answer.text
+
+
+def test_stopping_a_draft_verifies_only_what_has_arrived() -> None:
+    reply = "The council approved the lanes by 7 votes to 2 [1]. Ferries run again from Monday [2]. More text."
+    stop = threading.Event()
+    stream = Answerer(FakeSearch(PASSAGES), ScriptedChat(reply)).ask_stream("bike lanes and ferries?", stop=stop)
+    draft = ""
+    for item in stream:  # the reader (the Discord bot's Stop button) stops once the first sentence is in
+        if isinstance(item, str):
+            draft += item
+            if "[1]." in draft:
+                stop.set()
+        else:
+            answer = item
+    assert not draft.endswith("More text.")  # the rest of the reply was never read
+    assert answer.mode == "llm" and answer.notice == STOPPED_NOTICE
+    assert answer.text == "The council approved the lanes by 7 votes to 2. [1]"  # the unfinished sentence dropped
+
+
+def test_stopping_before_anything_cited_falls_back_to_the_extractive_answer() -> None:
+    stop = threading.Event()
+    stop.set()
+    items = list(Answerer(FakeSearch(PASSAGES), ScriptedChat("The council approved the lanes [1].")).ask_stream(
+        "how did the council vote on bike lanes?", stop=stop))
+    answer = items[-1]
+    assert items[:-1] == ["The council appr"]  # one delta read, no sentence finished: nothing verifiable
+    assert isinstance(answer, Answer) and answer.mode == "extractive" and "unusable" in answer.notice
 
 
 def test_a_follow_up_is_condensed_by_the_llm_before_searching() -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
@@ -17,14 +18,19 @@ import pytest
 from discord import app_commands
 
 from bot import discord_render as render
+from bot.answering import Answerer
 from bot.conversation import Turn
-from bot.discord_bot import AnswerView, DiscordConfig, NewsBot
-from bot.discord_policy import Conversations, Gate
+from bot.conversation_store import ConversationStore
+from bot.discord_bot import AnswerView, DiscordConfig, NewsBot, StopView
+from bot.discord_policy import Gate
+from bot.llm import LLMError
 from index.errors import NewsbotError
 from tests.fakes import (
     FIXTURES,
     ME,
+    FakeSearch,
     ScriptedApp,
+    ScriptedChat,
     assert_never_pings,
     make_answer,
     make_bot,
@@ -32,6 +38,7 @@ from tests.fakes import (
     make_interaction,
     make_message,
     me_user,
+    passage,
     sends,
     slash,
     text_of,
@@ -39,14 +46,34 @@ from tests.fakes import (
 
 
 # -- /ask ------------------------------------------------------------------------------------------------------
-def test_conversations_keep_the_last_turns_of_the_most_recent_threads() -> None:
-    memory = Conversations(most=2, turns=2)
-    for key in (1, 2):
+def test_conversations_keep_the_last_turns_of_the_most_recent_threads(tmp_path: Path) -> None:
+    now = [1000.0]
+    memory = ConversationStore(tmp_path / "c.sqlite3", most=2, turns=2, max_age_days=30, clock=lambda: now[0])
+    for key in (2, 1):
         for i in range(3):
-            memory.add(key, Turn(f"q{key}.{i}", f"q{key}.{i}"))
+            now[0] += 1
+            memory.add(key, Turn(f"q{key}.{i}", f"q{key}.{i}"), [f"a{i}"])
     assert [t.question for t in memory.history(1)] == ["q1.1", "q1.2"]  # only the last two turns
+    assert memory.sources(1) == [("a1",), ("a2",)]
+    now[0] += 1
     memory.start(3)  # thread 2 is now the least recently used: dropped
     assert 2 not in memory and 1 in memory and 3 in memory and memory.history(2) == []
+    now[0] += 30 * 86400  # a month later thread 1 has expired; thread 3 was just touched
+    memory.start(3)
+    assert 1 not in memory and memory.history(1) == [] and len(memory) == 1
+
+
+def test_conversations_survive_a_new_store_and_a_second_writer(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    first, second = ConversationStore(path), ConversationStore(path)  # two bot processes, one file
+    first.add(7, Turn("q1", "s1"), ["a1"])
+    second.add(7, Turn("q2", "s2"), ["a2", "a3"])
+    assert first.history(7) == [Turn("q1", "s1"), Turn("q2", "s2")]
+    first.close()
+    second.close()
+    again = ConversationStore(path)
+    assert again.history(7) == [Turn("q1", "s1"), Turn("q2", "s2")] and again.sources(7) == [("a1",), ("a2", "a3")]
+    assert again._read("PRAGMA journal_mode")[0][0] == "wal"
 
 
 async def test_ask_defers_first_then_answers_by_followup(tmp_path: Path) -> None:
@@ -299,6 +326,45 @@ async def test_mention_opens_a_thread_and_follow_ups_use_the_earlier_turn(tmp_pa
     assert_never_pings(events)
 
 
+async def test_a_restarted_bot_resolves_follow_ups_in_an_old_dm(tmp_path: Path) -> None:
+    events: list[Any] = []
+    app = ScriptedApp(events)
+    bot = make_bot(app, tmp_path, cooldown_seconds=0)
+    bot.client._connection.user = me_user()
+    dm = make_channel(events, discord.DMChannel, 50)
+    await bot.on_message(make_message(events, "what did the council decide?", channel=dm, guild_id=None))
+    bot.conversations.close()
+
+    restarted = make_bot(app, tmp_path, cooldown_seconds=0)  # a new process: same data dir, nothing in memory
+    restarted.client._connection.user = me_user()
+    await restarted.on_message(make_message(events, "and when does work start?", channel=dm, guild_id=None))
+    question, history, _ = app.calls[-1]
+    assert question == "and when does work start?"
+    assert history == [Turn("what did the council decide?", "what did the council decide?")]
+    assert restarted.conversations.sources(50) == [("a1",), ("a1",)]  # each answer's cited articles
+    assert_never_pings(events)
+
+
+async def test_a_thread_the_bot_opened_is_remembered_across_restarts(tmp_path: Path) -> None:
+    events: list[Any] = []
+    app = ScriptedApp(events)
+    me = me_user()
+    bot = make_bot(app, tmp_path, cooldown_seconds=0)
+    bot.client._connection.user = me
+    channel = make_channel(events, discord.TextChannel, 20)
+    thread = make_channel(events, discord.Thread, 31, owner_id=ME, parent_id=20)
+    first = make_message(events, f"<@{ME}> bike lanes?", channel=channel, mentions=[me])
+    first.create_thread.return_value = thread
+    await bot.on_message(first)
+    bot.conversations.close()
+    restarted = make_bot(app, tmp_path, cooldown_seconds=0)
+    restarted.client._connection.user = me
+    # the thread's owner is unknown after a restart (e.g. a partial channel object): the store still knows it
+    thread.owner_id = None
+    await restarted.on_message(make_message(events, "and who voted against?", channel=thread))
+    assert app.calls[-1][:2] == ("and who voted against?", [Turn("bike lanes?", "bike lanes?")])
+
+
 async def test_mentioning_the_bots_own_role_asks_too(tmp_path: Path) -> None:
     events: list[Any] = []
     app = ScriptedApp(events)
@@ -460,3 +526,143 @@ def test_settings_reach_the_bot_config(tmp_path: Path, monkeypatch: pytest.Monke
     assert (cfg.guild_id, cfg.allowed_channel_ids, cfg.cooldown_seconds, cfg.allow_dms) == (
         123, frozenset({5, 6}), 2.5, False)
     assert cfg.feedback_path == tmp_path / "feedback.jsonl" and cfg.allowed_guild_ids == frozenset()
+
+
+# -- streamed LLM drafts -----------------------------------------------------------------------------------------
+STREAM_PASSAGES = [
+    passage("a1:0", "The council voted 7-2 to build protected bike lanes on Main Street. Work starts in May.",
+            title="Council approves bike lanes", source="Riverside Gazette", url="https://gazette.example/bike"),
+]
+LLM_REPLY = ("The council approved the lanes by seven votes to two, @everyone heard it [1]. "
+             "Work on Main Street starts in May, according to the council's plan [1].")
+
+
+def streaming_bot(tmp_path: Path, chat: ScriptedChat, clock: Callable[[], float]) -> NewsBot:
+    answerer = Answerer(FakeSearch(STREAM_PASSAGES), chat)
+    config = DiscordConfig(feedback_path=None, store_path=tmp_path / "s.sqlite3", cooldown_seconds=0, edit_seconds=1.0)
+    return NewsBot(answerer, ScriptedApp(), config, clock=clock)
+
+
+def ticking(step: float) -> Callable[[], float]:
+    """A clock that moves ``step`` seconds each time it is read (one read per draft delta)."""
+    t = [0.0]
+
+    def now() -> float:
+        t[0] += step
+        return t[0]
+
+    return now
+
+
+async def test_streamed_draft_is_throttled_unpingable_and_replaced_by_the_verified_answer(tmp_path: Path) -> None:
+    events: list[Any] = []
+    bot = streaming_bot(tmp_path, ScriptedChat(LLM_REPLY), ticking(0.25))  # 4 deltas per edit_seconds
+    assert bot.streams
+    await slash(bot, "ask", make_interaction(events), "how did the council vote?")
+    edits = [e for e in events if e[0] == "edit_original"]
+    drafts, final = edits[:-1], edits[-1]
+    deltas = -(-len(LLM_REPLY) // 16)
+    assert 2 <= len(drafts) <= -(-deltas // 4)  # at most one edit per (fake) second, not one per delta
+    for _, _, kwargs in drafts:
+        assert kwargs["content"].endswith(f"_{render.DRAFT_MARK}_") and isinstance(kwargs["view"], StopView)
+        assert "@everyone" not in kwargs["content"]
+    assert len(drafts[-1][2]["content"]) > len(drafts[0][2]["content"])  # the draft grows
+    text = final[2]["content"]
+    assert render.DRAFT_MARK not in text and isinstance(final[2]["view"], AnswerView)
+    assert text.startswith("The council approved the lanes by seven votes to two, @\u200beveryone heard it. [1]")
+    assert "**Sources**\n[1] [Council approves bike lanes]" in text
+    assert_never_pings(events)
+
+
+async def test_without_time_passing_the_draft_is_shown_once(tmp_path: Path) -> None:
+    events: list[Any] = []
+    bot = streaming_bot(tmp_path, ScriptedChat(LLM_REPLY), lambda: 5.0)
+    await slash(bot, "ask", make_interaction(events), "how did the council vote?")
+    assert [e[2]["view"].__class__ for e in events if e[0] == "edit_original"] == [StopView, AnswerView]
+
+
+async def test_llm_failures_fall_back_to_the_extractive_answer_with_a_notice(tmp_path: Path) -> None:
+    events: list[Any] = []
+    bot = streaming_bot(tmp_path, ScriptedChat(LLMError("the model server is down")), ticking(1.0))
+    await slash(bot, "ask", make_interaction(events), "how did the council vote on bike lanes?")
+    (name, args, kwargs), = sends(events)  # no draft was shown: the answer comes as the follow-up
+    assert name == "followup" and args[0].startswith("_the model server is down; showing the extractive answer_")
+    assert "voted 7-2" in args[0]
+    events.clear()
+    unusable = streaming_bot(tmp_path, ScriptedChat("Bike lanes are nice and everyone agrees."), ticking(1.0))
+    await slash(unusable, "ask", make_interaction(events), "how did the council vote on bike lanes?")
+    edits = [e for e in events if e[0] == "edit_original"]
+    assert edits[0][2]["content"].endswith(f"_{render.DRAFT_MARK}_")  # the draft was shown, then replaced
+    assert "unusable" in edits[-1][2]["content"] and "voted 7-2" in edits[-1][2]["content"]
+    assert render.DRAFT_MARK not in edits[-1][2]["content"] and isinstance(edits[-1][2]["view"], AnswerView)
+    assert_never_pings(events)
+
+
+async def test_stop_button_keeps_the_verified_part_and_only_the_asker_may_press_it(tmp_path: Path) -> None:
+    pressed = threading.Event()
+
+    class GatedChat(ScriptedChat):
+        """Writes the first sentence, then waits for the test to press Stop before writing on."""
+
+        def stream(self, messages: Any, *, deadline: float) -> Any:
+            for piece in super().stream(messages, deadline=deadline):
+                yield piece
+                if "[1]." in piece:
+                    assert pressed.wait(10)
+
+    events: list[Any] = []
+    bot = streaming_bot(tmp_path, GatedChat(LLM_REPLY), ticking(1.0))
+    bot.client._connection.user = me_user()
+    dm = make_channel(events, discord.DMChannel, 50)
+    clicks: list[Any] = []
+    drafts: list[Any] = []
+
+    async def reply(*args: Any, **kwargs: Any) -> Any:
+        events.append(("reply", args, kwargs))
+        sent = MagicMock(spec=discord.Message)
+
+        async def edit(**kw: Any) -> None:
+            events.append(("edit", (), kw))
+            if "heard it" in kw["content"] and kw["view"] is not None and not clicks:
+                await kw["view"].stop_drafting.callback(make_interaction(clicks, user_id=99))  # not the asker
+                await kw["view"].stop_drafting.callback(make_interaction(clicks, user_id=5))
+                pressed.set()
+
+        sent.edit.side_effect = edit
+        drafts.append(sent)
+        return sent
+
+    msg = make_message(events, "how did the council vote?", channel=dm, guild_id=None, author_id=5)
+    msg.reply.side_effect = reply
+    await bot.on_message(msg)
+    assert "Only the person who asked" in text_of(clicks[0]) and clicks[0][2]["ephemeral"]
+    assert clicks[1][0] == "defer"
+    first, *rest = [e for e in events if e[0] in ("reply", "edit")]
+    assert first[0] == "reply" and isinstance(first[2]["view"], StopView) and len(drafts) == 1
+    final = rest[-1][2]
+    assert final["content"].startswith("_stopped on request")
+    assert "seven votes to two" in final["content"] and "starts in May" not in final["content"]
+    assert isinstance(final["view"], AnswerView)
+    assert_never_pings(events)
+
+
+async def test_streaming_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    class SlowChat(ScriptedChat):
+        def stream(self, messages: Any, *, deadline: float) -> Any:
+            for piece in super().stream(messages, deadline=deadline):
+                time.sleep(0.02)
+                yield piece
+
+    events: list[Any] = []
+    bot = streaming_bot(tmp_path, SlowChat(LLM_REPLY), time.monotonic)
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.perf_counter())
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    await slash(bot, "ask", make_interaction(events), "how did the council vote?")
+    task.cancel()
+    assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.1

@@ -29,6 +29,17 @@ def test_source_and_date_filters(fast_app) -> None:  # type: ignore[no-untyped-d
     assert hits and all(p.published_at >= "2024-08-01" for p in hits)
 
 
+def test_article_filter_and_article_ids(fast_app) -> None:  # type: ignore[no-untyped-def]
+    _ingest(fast_app)
+    ids = fast_app.index.article_ids()
+    assert len(ids) == 6 and fast_app.index.version()
+    drought = fast_app.index.search("water restrictions", k=1)[0].article_id
+    others = ids - {drought}
+    hits = fast_app.index.search("water restrictions", k=10, filters=Filters(articles=others))
+    assert hits and drought not in {p.article_id for p in hits}
+    assert fast_app.index.search("water restrictions", k=10, filters=Filters(articles=frozenset())) == []
+
+
 def test_answer_quotes_and_cites(fast_app) -> None:  # type: ignore[no-untyped-def]
     _ingest(fast_app)
     answer = fast_app.answerer.ask("How much did Harbor Tech revenue grow in the first quarter?")
