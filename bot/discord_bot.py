@@ -47,7 +47,7 @@ class Asker(Protocol):
     """What the bot needs from the answering core (``bot.answering.Answerer`` provides it)."""
 
     def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
-            filters: Filters = NO_FILTERS) -> Answer: ...
+            filters: Filters = NO_FILTERS, as_of: datetime | None = None) -> Answer: ...
 
 
 class Library(Protocol):
@@ -250,7 +250,8 @@ class NewsBot:
                 filters = replace(filters, sources=(await self._outlet(source),))
             key = interaction.channel_id if interaction.channel_id in self.conversations else None
             await self.gate.ready(ticket)
-            answer = await self.off_loop(self.app.ask, question, self.conversations.history(key), filters=filters)
+            answer = await self.off_loop(self.app.ask, question, self.conversations.history(key), filters=filters,
+                                         as_of=interaction.created_at)  # "this week" is the asker's week
             if key is not None:
                 self.conversations.add(key, Turn(answer.question, answer.standalone_question or answer.question))
             await self._send_answer(interaction, answer, replace_notice=bool(ticket.position))
@@ -377,7 +378,8 @@ class NewsBot:
                 await self._send(message, target, first_reply, render.queue_text(ticket.position))
             async with target.typing():
                 await self.gate.ready(ticket)
-                answer = await self.off_loop(self.app.ask, question, self.conversations.history(key))
+                answer = await self.off_loop(self.app.ask, question, self.conversations.history(key),
+                                             as_of=message.created_at)
             if key is not None:
                 self.conversations.add(key, Turn(answer.question, answer.standalone_question or answer.question))
             pieces = render.answer_messages(answer)
