@@ -72,18 +72,24 @@ class Retriever:
         self.embedder = embedder
         self.config = config
         self._matcher = OutletMatcher([])
-        snapshots.on_change = lambda snap: setattr(self, "_matcher", OutletMatcher(snap.known_sources))
+        self._matched: SearchSnapshot | None = None  # the snapshot whose outlets _matcher knows
+
+    def _outlets(self) -> OutletMatcher:
+        """The outlet matcher of the current snapshot, rebuilt when the snapshot is another one (also when it was
+        loaded before this retriever existed, as ``Index.size()`` does before the first search)."""
+        snap = self.snapshots.current()
+        if snap is not self._matched:
+            self._matcher, self._matched = OutletMatcher(snap.known_sources), snap
+        return self._matcher
 
     def plan(self, question: str) -> QueryPlan:
-        self.snapshots.current()
-        found = plan(question, self._matcher)
+        found = plan(question, self._outlets())
         return found if self.config.outlet_aware else replace(found, outlets=())
 
     def time_intent(self, question: str, as_of: date) -> TimeIntent:
         """``index.when.resolve`` with the index's outlet names read as names, not time: "Business Today | Latest
         Stock Market News" says nothing about today or the latest news."""
-        self.snapshots.current()
-        spans = self._matcher.spans(question)
+        spans = self._outlets().spans(question)
         if not spans:
             return resolve(question, as_of)
         masked, names = question, {}

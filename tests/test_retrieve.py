@@ -59,3 +59,10 @@ def test_question_limits(fast_app) -> None:  # type: ignore[no-untyped-def]
         fast_app.answerer.ask(" \u200b\t ")
     with pytest.raises(NewsbotError, match="NEWSBOT_MAX_QUESTION_CHARS"):
         fast_app.answerer.ask("why " * 2000)
+
+
+def test_outlets_are_known_when_the_snapshot_was_loaded_before_the_first_search(fast_app) -> None:  # type: ignore[no-untyped-def]
+    _ingest(fast_app)
+    assert fast_app.index.size() > 0  # the CLI and Discord load the snapshot before the retriever exists
+    found = fast_app.index.retriever.plan("What did the Riverside Gazette report on Harbor Tech?")
+    assert found.outlets == (frozenset({"Riverside Gazette"}),)
