@@ -132,8 +132,7 @@ class Answerer:
             parts = clauses(question)
             weights = self.search.term_weights(" ".join((standalone, context, *parts)))
             # a time-bound question's time words are not what its answer is about
-            asked = self.search.time_intent(question, day).topic if found is not None and cfg.search_topic \
-                else question
+            asked = self.search.time_intent(question, day).topic if found is not None else question
             answer = compose(asked, quotable, weights, context=context, parts=parts, config=cfg.answer)
             answer = replace(answer, question=question, passages=tuple(passages))
             if intent.recency and not answer.timeline:
