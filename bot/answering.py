@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from bot.answer import AnswerConfig, compose, truncate
@@ -49,6 +49,7 @@ class AnsweringConfig:
     timeline_depth: int = 30  # passages searched for a timeline (one sentence per article is told)
     search_topic: bool = True  # search time-bound questions without their time words (TimeIntent.topic)
     quote_window: bool = True  # when the window holds good evidence, quote only its articles
+    latest_days: int = 14  # "the latest on X" without a window prefers the last this many days (0: no window)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
 
 
@@ -100,6 +101,8 @@ class Answerer:
         intent = self.search.time_intent(standalone, day)
         if intent.periods > 1:  # "the report of 4 October … and the one of 12 October": no one window is the answer's
             intent = replace(intent, window=None, topic=standalone)
+        if intent.recency and intent.window is None and cfg.latest_days > 0 and not intent.timeline:
+            intent = replace(intent, window=latest_window(day, cfg.latest_days))
         k = top_k or cfg.top_k
         found: TimedPassages | None = None
         if intent.window is not None or intent.recency or intent.timeline:
@@ -113,7 +116,7 @@ class Answerer:
         answer: Answer | None = None
         if intent.timeline and passages:  # a chronology is told from the articles themselves, never by the LLM
             answer = compose_timeline(question, intent.topic, passages, self.search.term_weights(intent.topic),
-                                      config=cfg.answer)
+                                      config=cfg.answer, until=day)
         passages = passages[:k]  # a timeline's deeper search is not what an ordinary answer is drawn from
         if answer is None and llm is not None and not notice and passages:
             try:
@@ -167,6 +170,12 @@ def _day(as_of: date | datetime | None) -> date:
     if isinstance(as_of, datetime):
         return (as_of.astimezone(UTC) if as_of.tzinfo else as_of).date()
     return as_of
+
+
+def latest_window(as_of: date, days: int) -> TimeWindow:
+    """Where "the latest" is looked for first: the ``days`` days up to ``as_of``."""
+    start = as_of - timedelta(days=days - 1)
+    return TimeWindow(start, as_of, f"in the last {days} days ({span_label(start, as_of)})")
 
 
 def window_note(intent: TimeIntent, found: TimedPassages | None, answer: Answer) -> TimeWindowNote | None:

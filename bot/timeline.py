@@ -33,9 +33,10 @@ class _Event:
 
 
 def compose_timeline(question: str, topic: str, passages: Sequence[Passage], idf: dict[str, float], *,
-                     config: AnswerConfig | None = None) -> Answer | None:
-    """A chronology answering ``question`` about ``topic`` from ``passages``, or None when they hold fewer than
-    MIN_EVENTS dated articles that speak to the topic (or too little evidence to answer at all)."""
+                     config: AnswerConfig | None = None, until: date | None = None) -> Answer | None:
+    """A chronology answering ``question`` about ``topic`` from ``passages`` published by ``until`` (the as-of
+    day), or None when they hold fewer than MIN_EVENTS dated articles that speak to the topic (or too little
+    evidence to answer at all)."""
     config = config or AnswerConfig()
     weights = question_terms(topic)
     total = sum(w * idf.get(t, 1.0) for t, w in weights.items())
@@ -44,7 +45,7 @@ def compose_timeline(question: str, topic: str, passages: Sequence[Passage], idf
     best: dict[str, _Event] = {}
     for p in passages:
         day = _day(p.published_at)
-        if day is None:
+        if day is None or (until is not None and day > until):
             continue
         for s in p.sentences:
             if not s.quotable or len(_WORD.findall(s.text)) < MIN_WORDS or len(s.text) > MAX_SENTENCE_CHARS:

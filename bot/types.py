@@ -81,10 +81,10 @@ class TimeWindowNote:
         """The line an answer starts with: where its quotes come from, or that the window held nothing."""
         if self.label and self.fell_back:
             return f"Nothing published {self.label} covers this; {'older' if self.older else 'other'} coverage:"
-        if self.label and self.quoted:
-            return f"From articles of {self.quoted}:"
         if self.recency and self.newest:
             return f"Latest coverage, as of {self.newest}:"
+        if self.label and self.quoted:
+            return f"From articles of {self.quoted}:"
         return ""
 
     def as_dict(self) -> dict[str, Any]:

@@ -109,6 +109,10 @@ def test_latest_puts_the_newest_report_first_and_says_how_recent(fast_app) -> No
     dates = [c.date for c in answer.citations]
     assert dates == sorted(dates, reverse=True)
     assert answer.window is not None and answer.window.headline == "Latest coverage, as of 5 Dec 2023:"
+    assert answer.window.label == "in the last 14 days (24 Nov – 7 Dec 2023)" and not answer.window.fell_back
+    later = fast_app.answerer.ask("What is the latest cost of the Lakeside dam repair?", as_of=date(2024, 6, 1))
+    assert later.window is not None and later.window.fell_back
+    assert render.plain(later).startswith("Nothing published in the last 14 days (19 May – 1 Jun 2024) covers this")
 
 
 def test_newest_first_renumbers_citations_in_the_new_order() -> None:
@@ -138,6 +142,8 @@ def test_a_timeline_is_in_date_order_and_cites_different_articles(fast_app) -> N
     assert lines[0].startswith("10 May 2021, Lakeside Courier: ") and lines[0].endswith("[1]")
     listed = discord_render.render_answer(answer).splitlines()
     assert listed[0].startswith("• **10 May 2021, Lakeside Courier**: ")
+    earlier = fast_app.answerer.ask("How did the Lakeside dam repair unfold?", as_of=date(2023, 7, 1))
+    assert earlier.timeline and max(c.date for c in earlier.citations) <= "2023-07-01"  # nothing after as-of
 
 
 def test_a_timeline_is_capped_at_max_quotes_and_needs_two_dated_articles() -> None:
