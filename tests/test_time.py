@@ -80,6 +80,11 @@ def test_an_empty_window_falls_back_and_says_so(fast_app) -> None:  # type: igno
     assert render.plain(answer).splitlines()[0] == answer.window.headline
     assert discord_render.render_answer(answer).startswith(f"_{answer.window.headline}_")
     assert answer.window.headline not in answer.text  # shown by the renderers, not baked into the statements
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(render.rich_renderable(answer))
+    assert console.export_text().splitlines()[0] == answer.window.headline
 
 
 def test_the_same_question_asked_years_later_falls_back(fast_app) -> None:  # type: ignore[no-untyped-def]
