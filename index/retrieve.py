@@ -59,7 +59,7 @@ class RetrievalConfig:
     split_clauses: bool = True  # score sentences against each part of a multi-part question
     window_depth: int = 50  # candidates taken from each of dense, chunk BM25 and sentence BM25 inside a time window
     window_boost: float = 1.0  # added to in-window chunks when the window holds good evidence
-    window_evidence: float = 0.65  # "good evidence": best in-window score / best overall score, at least this
+    window_evidence: float = 0.6  # "good evidence": best in-window score / best overall score, at least this
     recency_margin: float = 0.1  # newest-news questions: how far behind the best a later article may be lifted
 
 
