@@ -115,8 +115,10 @@ class Answerer:
         retrieved = time.perf_counter()
         answer: Answer | None = None
         if intent.timeline and passages:  # a chronology is told from the articles themselves, never by the LLM
+            window = found.window if found is not None and not found.fell_back else None  # one the story is told in
             answer = compose_timeline(question, intent.topic, passages, self.search.term_weights(intent.topic),
-                                      config=cfg.answer, until=day)
+                                      config=cfg.answer, since=window.start if window else None,
+                                      until=min(day, window.end) if window else day)
         passages = passages[:k]  # a timeline's deeper search is not what an ordinary answer is drawn from
         if answer is None and llm is not None and not notice and passages:
             try:

@@ -17,6 +17,7 @@ from index import span_label
 from index.types import Passage
 
 MIN_EVENTS = 2  # fewer dated articles than this make no chronology: answer the usual way
+EVENT_MIN_WORDS = 8  # an event is told in a sentence, not a dateline or a quote tag ("'X,' he said.")
 KEEP_RATIO = 0.5  # an event's sentence must cover at least this share of what the best one covers
 MIN_COVER = 0.2  # and at least this share of the topic's weighted terms
 RANK_WEIGHT = 0.2  # how much the passage's retrieval score adds to a sentence's fit
@@ -33,10 +34,11 @@ class _Event:
 
 
 def compose_timeline(question: str, topic: str, passages: Sequence[Passage], idf: dict[str, float], *,
-                     config: AnswerConfig | None = None, until: date | None = None) -> Answer | None:
-    """A chronology answering ``question`` about ``topic`` from ``passages`` published by ``until`` (the as-of
-    day), or None when they hold fewer than MIN_EVENTS dated articles that speak to the topic (or too little
-    evidence to answer at all)."""
+                     config: AnswerConfig | None = None, since: date | None = None,
+                     until: date | None = None) -> Answer | None:
+    """A chronology answering ``question`` about ``topic`` from ``passages`` published from ``since`` (the start
+    of "since March") to ``until`` (the as-of day), or None when they hold fewer than MIN_EVENTS dated articles
+    that speak to the topic (or too little evidence to answer at all)."""
     config = config or AnswerConfig()
     weights = question_terms(topic)
     total = sum(w * idf.get(t, 1.0) for t, w in weights.items())
@@ -45,10 +47,11 @@ def compose_timeline(question: str, topic: str, passages: Sequence[Passage], idf
     best: dict[str, _Event] = {}
     for p in passages:
         day = _day(p.published_at)
-        if day is None or (until is not None and day > until):
+        if day is None or (until is not None and day > until) or (since is not None and day < since):
             continue
         for s in p.sentences:
-            if not s.quotable or len(_WORD.findall(s.text)) < MIN_WORDS or len(s.text) > MAX_SENTENCE_CHARS:
+            if not s.quotable or len(_WORD.findall(s.text)) < max(MIN_WORDS, EVENT_MIN_WORDS) \
+                    or len(s.text) > MAX_SENTENCE_CHARS or s.text.rstrip(" \"'”’)").endswith("?"):
                 continue
             cover = sum(weights[t] * idf.get(t, 1.0) for t in set(s.terms) if t in weights) / total
             event = _Event(day, p, s.text, cover, cover + RANK_WEIGHT * p.score)
@@ -60,7 +63,7 @@ def compose_timeline(question: str, topic: str, passages: Sequence[Passage], idf
     if evidence_score(passages, top_cover) < config.abstain_threshold:
         return None
     kept = [e for e in best.values() if e.cover >= max(MIN_COVER, KEEP_RATIO * top_cover)]
-    kept = sorted(kept, key=lambda e: -e.fit)[: config.max_quotes]
+    kept = _spread(sorted(kept, key=lambda e: -e.fit), config.max_quotes)
     if len(kept) < MIN_EVENTS:
         return None
     kept.sort(key=lambda e: (e.passage.published_at, -e.fit))
@@ -71,6 +74,21 @@ def compose_timeline(question: str, topic: str, passages: Sequence[Passage], idf
         citations.append(Citation.of(n, e.passage, (e.text,)))
     return Answer(question=question, statements=tuple(statements), citations=tuple(citations), abstained=False,
                   passages=tuple(passages), timeline=True)
+
+
+def _spread(events: list[_Event], limit: int) -> list[_Event]:
+    """The best ``limit`` events (best first), one per publication day while other days are left, so the
+    chronology covers the story's course rather than its busiest day."""
+    chosen: list[_Event] = []
+    days: set[date] = set()
+    for e in events:
+        if len(chosen) < limit and e.day not in days:
+            chosen.append(e)
+            days.add(e.day)
+    for e in events:
+        if len(chosen) < limit and e not in chosen:
+            chosen.append(e)
+    return chosen
 
 
 def _day(published_at: str) -> date | None:

@@ -149,6 +149,9 @@ def test_a_timeline_is_in_date_order_and_cites_different_articles(fast_app) -> N
     assert listed[0].startswith("• **10 May 2021, Lakeside Courier**: ")
     earlier = fast_app.answerer.ask("How did the Lakeside dam repair unfold?", as_of=date(2023, 7, 1))
     assert earlier.timeline and max(c.date for c in earlier.citations) <= "2023-07-01"  # nothing after as-of
+    since = fast_app.answerer.ask("What happened with the Lakeside dam repair since 2022?", as_of=AS_OF)
+    assert since.timeline and since.window is not None and not since.window.fell_back
+    assert [c.date[:4] for c in since.citations] == ["2022", "2023", "2023"]  # the 2021 approval is before the window
 
 
 def test_a_timeline_is_capped_at_max_quotes_and_needs_two_dated_articles() -> None:
@@ -222,3 +225,20 @@ async def test_discord_asks_as_of_the_message_and_interaction_time(tmp_path: Pat
     message.create_thread.return_value = make_channel(events, discord.Thread, 30, owner_id=ME, parent_id=20)
     await bot.on_message(message)
     assert app.as_of == [SENT_AT, datetime(2024, 3, 9, 8, 0, tzinfo=UTC)]
+
+
+def test_timeline_events_are_sentences_spread_over_days() -> None:
+    day = "2023-10-04T00:00:00+00:00"
+    ps = [passage("q:0", "Who is the dam repair contractor behind the dam repair delays this year?", published_at=day),
+          passage("t:0", "“The dam repair,” he said.", published_at="2023-10-05T00:00:00+00:00"),
+          passage("a:0", "The dam repair crews worked through the night on the dam repair site.", published_at=day),
+          passage("b:0", "The dam repair was paid for by a bond that voters approved for the dam repair.",
+                  published_at=day, score=0.9),
+          passage("c:0", "Engineers said the dam repair would finish soon after the dam repair inspection.",
+                  published_at="2023-11-20T00:00:00+00:00", score=0.5)]
+    from bot.answer import AnswerConfig
+
+    answer = compose_timeline("How did the dam repair unfold?", "the dam repair", ps, {},
+                              config=AnswerConfig(max_quotes=2))
+    assert answer is not None
+    assert [c.article_id for c in answer.citations] == ["a", "c"]  # no question, no quote tag, two days
