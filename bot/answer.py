@@ -346,15 +346,14 @@ def abstention(question: str, passages: Sequence[Passage], config: AnswerConfig 
 
 
 def _lead(p: Passage) -> str:
-    """"Outlet, 18 Nov 2023: " for a quote in a multi-source answer."""
+    """"Outlet, 18 Nov 2023" for a quote in a multi-source answer."""
     day = ""
     if p.published_at:
         try:
             day = datetime.fromisoformat(p.published_at).strftime("%-d %b %Y")
         except ValueError:
             day = p.published_at[:10]
-    bits = ", ".join(x for x in (p.source, day) if x)
-    return f"{bits}: " if bits else ""
+    return ", ".join(x for x in (p.source, day) if x)
 
 
 def _cite(question: str, chosen: Sequence[_Candidate], passages: Sequence[Passage], *, lead: bool = False) -> Answer:
@@ -369,8 +368,7 @@ def _cite(question: str, chosen: Sequence[_Candidate], passages: Sequence[Passag
             first[aid] = c.passage
             quotes[aid] = []
         quotes[aid].append(c.sentence.text)
-        text = f"{_lead(c.passage)}{c.sentence.text}" if lead else c.sentence.text
-        statements.append(Statement(text, (numbers[aid],)))
+        statements.append(Statement(c.sentence.text, (numbers[aid],), _lead(c.passage) if lead else ""))
     citations = tuple(Citation.of(numbers[aid], first[aid], tuple(quotes[aid])) for aid in numbers)
     return Answer(question=question, statements=tuple(statements), citations=citations, abstained=False,
                   passages=tuple(passages))

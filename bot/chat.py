@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 from bot import render
@@ -23,8 +24,8 @@ HELP = """Ask a question about the indexed news; follow-up questions use the con
 
 
 def run_chat(answerer: Answerer, *, history_file: Path | None = None, top_k: int | None = None,
-             filters: Filters = NO_FILTERS) -> int:
-    """Chat until the user leaves; returns the exit status."""
+             filters: Filters = NO_FILTERS, as_of: date | None = None) -> int:
+    """Chat until the user leaves; returns the exit status. Time words are read against ``as_of`` (None: now)."""
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
         from rich.console import Console
@@ -65,7 +66,8 @@ def run_chat(answerer: Answerer, *, history_file: Path | None = None, top_k: int
                 show(f"Unknown command {cmd}; /help lists the commands.")
             continue
         try:
-            last = stream_draft(answerer.ask_stream(text, history, top_k=top_k, filters=filters), console=console)
+            last = stream_draft(answerer.ask_stream(text, history, top_k=top_k, filters=filters, as_of=as_of),
+                                console=console)
         except NewsbotError as err:
             show(f"newsbot: {err}")
             continue

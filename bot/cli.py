@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from index.errors import NewsbotError
 
 if TYPE_CHECKING:
     from bot.settings import Settings
+    from bot.types import Answer
     from bot.wiring import Services
     from index import Filters
 
@@ -62,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ev.add_argument("--dump", type=Path, help="write one JSON line per question here")
     ev.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ev.add_argument("--as-of", metavar="DATE", help="the day questions are asked (default: each question's own "
+                    "\"as_of\" or \"date\" field, else now, UTC)")
+    ev.add_argument("--no-question-dates", action="store_true", help="ignore the questions' own as_of/date fields")
 
     sub.add_parser("discord", help="run the Discord bot (needs DISCORD_TOKEN; see docs/discord.md)")
 
@@ -81,6 +86,8 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", default=[], help="only this outlet (repeatable)")
     p.add_argument("--since", help="only articles published on or after this date")
     p.add_argument("--until", help="only articles published on or before this date")
+    p.add_argument("--as-of", metavar="DATE", help="answer as if asked on this day: \"this week\", \"recently\", "
+                   "\"the latest\" are read against it (default: now, UTC)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,7 +158,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.chat import run_chat
 
         return run_chat(services.answerer, history_file=settings.data_dir / "chat_history", top_k=args.top_k,
-                        filters=_filters(args))
+                        filters=_filters(args), as_of=as_of_day(args.as_of))
     if args.command == "watch":
         return _watch(services, args)
     if args.command == "stats":
@@ -178,6 +185,17 @@ def _filters(args: argparse.Namespace) -> Filters:
     from index import date_filters
 
     return date_filters(args.source, args.since, args.until, option=lambda name: f"--{name}")
+
+
+def as_of_day(value: str | None) -> date | None:
+    """The ``--as-of`` day (None: now, decided per question); a value that is not a date is a one-line error."""
+    if value is None or not value.strip() or value.strip().lower() == "now":
+        return None
+    try:
+        return datetime.fromisoformat(value.strip()).date()
+    except ValueError:
+        shown = " ".join(value.split())[:40]
+        raise NewsbotError(f"--as-of: “{shown}” is not a date (try 2023-10-31)") from None
 
 
 def _feeds(services: Services, feeds: list[str], as_json: bool, *, only_new: bool) -> int:
@@ -291,13 +309,14 @@ def _ask(services: Services, args: argparse.Namespace) -> int:
     _require_index(services)
     answerer = services.answerer
     if args.json or answerer.llm is None:
-        answer = answerer.ask(args.question, top_k=args.top_k, filters=_filters(args))
+        answer = answerer.ask(args.question, top_k=args.top_k, filters=_filters(args), as_of=as_of_day(args.as_of))
     else:  # an LLM writes the answer: show its draft as it streams, then the verified answer
         from rich.console import Console
 
         from bot.live import stream_draft
 
-        answer = stream_draft(answerer.ask_stream(args.question, top_k=args.top_k, filters=_filters(args)),
+        answer = stream_draft(answerer.ask_stream(args.question, top_k=args.top_k, filters=_filters(args),
+                                                  as_of=as_of_day(args.as_of)),
                               console=Console() if sys.stdout.isatty() else None)
     if args.json:
         print(json.dumps(answer.as_dict(), ensure_ascii=False))
@@ -320,10 +339,15 @@ def _eval(services: Services, args: argparse.Namespace) -> int:
     questions = evaluate.load_questions(args.questions)
     if args.limit:
         questions = questions[: args.limit]
+    default = as_of_day(args.as_of)
+
+    def ask(q: evaluate.Question) -> Answer:
+        own = None if args.no_question_dates or not q.as_of else date.fromisoformat(q.as_of)
+        return answerer.ask(q.query, top_k=args.top_k, as_of=own or default)
+
     answerer.ask("warm up")  # load the model and indexes before timing
     with _progress(len(questions), "evaluating", quiet=args.json) as advance:
-        result = evaluate.evaluate(questions, lambda q: answerer.ask(q, top_k=args.top_k), dump=args.dump,
-                                   progress=advance)
+        result = evaluate.evaluate(questions, ask, dump=args.dump, progress=advance, whole=True)
     result["top_k"] = args.top_k
     result["chunk_tokens"] = evaluate.chunk_lengths(services.index.chunk_token_counts())
     print(json.dumps(result) if args.json else evaluate.table(result))

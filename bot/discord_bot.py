@@ -53,7 +53,7 @@ class Asker(Protocol):
     """What the bot needs from the answering core (``bot.answering.Answerer`` provides it)."""
 
     def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
-            filters: Filters = NO_FILTERS) -> Answer: ...
+            filters: Filters = NO_FILTERS, as_of: datetime | None = None) -> Answer: ...
 
     def ask_stream(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
                    filters: Filters = NO_FILTERS, stop: threading.Event | None = None) -> Iterator[str | Answer]: ...
@@ -260,7 +260,8 @@ class NewsBot:
             await self.off_loop(self.conversations.add, key, turn, [c.article_id for c in answer.citations])
 
     async def stream_answer(self, question: str, history: list[Turn], filters: Filters, owner_id: int,
-                            show: Callable[[str, discord.ui.View], Awaitable[None]]) -> Answer:
+                            show: Callable[[str, discord.ui.View], Awaitable[None]],
+                            as_of: datetime | None = None) -> Answer:
         """Answer with the LLM's draft shown as it is written: ``ask_stream`` runs in a worker thread that hands
         its deltas to the loop through a queue; ``show`` gets the draft (mentions neutralised, marked as in
         progress) with a Stop button at most every ``edit_seconds``. Returns the verified Answer (after Stop: the
@@ -271,7 +272,7 @@ class NewsBot:
 
         def produce() -> None:
             try:
-                for item in self.app.ask_stream(question, history, filters=filters, stop=stop):
+                for item in self.app.ask_stream(question, history, filters=filters, stop=stop, as_of=as_of):
                     loop.call_soon_threadsafe(queue.put_nowait, item)
             except BaseException as err:  # handed to the loop, raised there
                 loop.call_soon_threadsafe(queue.put_nowait, err)
@@ -395,14 +396,15 @@ class NewsBot:
             key = interaction.channel_id if await self._remembers(interaction.channel_id) else None
             await self.gate.ready(ticket)
             history = await self.off_loop(self.conversations.history, key)
+            asked_at = interaction.created_at  # "this week" is the asker's week
             if self.streams:
                 async def show(text: str, view: discord.ui.View) -> None:
                     drafted.append(await interaction.edit_original_response(content=text, view=view,
                                                                             allowed_mentions=NO_MENTIONS))
 
-                answer = await self.stream_answer(question, history, filters, interaction.user.id, show)
+                answer = await self.stream_answer(question, history, filters, interaction.user.id, show, asked_at)
             else:
-                answer = await self.off_loop(self.app.ask, question, history, filters=filters)
+                answer = await self.off_loop(self.app.ask, question, history, filters=filters, as_of=asked_at)
             await self._remember(key, answer)
             await self._send_answer(interaction, answer, replace_notice=bool(ticket.position or drafted))
         except Exception as err:
@@ -716,9 +718,10 @@ class NewsBot:
                         else:
                             draft.append(await self._send(message, target, first_reply, text, view))
 
-                    answer = await self.stream_answer(question, history, NO_FILTERS, message.author.id, show)
+                    answer = await self.stream_answer(question, history, NO_FILTERS, message.author.id, show,
+                                                      message.created_at)
                 else:
-                    answer = await self.off_loop(self.app.ask, question, history)
+                    answer = await self.off_loop(self.app.ask, question, history, as_of=message.created_at)
             await self._remember(key, answer)
             pieces = render.answer_messages(answer)
             view = AnswerView(self, answer, self.config.view_timeout)

@@ -108,8 +108,14 @@ def render_answer(answer: Answer) -> str:
         if answer.citations:
             parts.append(sources_block(answer.citations, heading="Closest articles"))
         return "\n\n".join(parts)
-    body = "\n".join(f"{escape(s.text.strip())} {''.join(f'[{n}]' for n in s.cites)}".rstrip()
-                     for s in answer.statements)
+    if answer.window and answer.window.headline:
+        parts.append(f"_{escape(answer.window.headline)}_")
+    if answer.timeline:  # a compact dated list, oldest first
+        body = "\n".join(f"• **{escape(s.lead)}**: {escape(s.text.strip())} {''.join(f'[{n}]' for n in s.cites)}"
+                         .rstrip() if s.lead else f"• {escape(s.text.strip())}" for s in answer.statements)
+    else:
+        body = "\n".join(f"{escape(s.shown.strip())} {''.join(f'[{n}]' for n in s.cites)}".rstrip()
+                         for s in answer.statements)
     parts.append(body)
     if answer.citations:
         parts.append(sources_block(answer.citations))

@@ -8,6 +8,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ class Question:
     answer: str
     question_type: str
     facts: tuple[str, ...]
+    as_of: str = ""  # the day the question is asked (a quiz's week), "" when the file gives none
+    evidence: tuple[tuple[str, str], ...] = ()  # (url, title) of the articles the evidence comes from
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -48,8 +51,19 @@ def load_questions(path: Path) -> list[Question]:
     for i, r in enumerate(records, 1):
         if not isinstance(r, dict) or not isinstance(r.get("query"), str):
             raise NewsbotError(f'{path}, record {i}: no "query" string')
-        facts = tuple(str(e.get("fact", "")) for e in r.get("evidence_list") or [] if isinstance(e, dict))
-        out.append(Question(r["query"], str(r.get("answer", "")), str(r.get("question_type", "")), facts))
+        evidence = [e for e in r.get("evidence_list") or [] if isinstance(e, dict)]
+        facts = tuple(str(e.get("fact", "")) for e in evidence)
+        sources = tuple((str(e.get("url") or ""), str(e.get("title") or "")) for e in evidence
+                        if e.get("url") or e.get("title"))
+        as_of = str(r.get("as_of") or r.get("date") or "")
+        if as_of:
+            try:
+                datetime.fromisoformat(as_of)
+            except ValueError:
+                raise NewsbotError(f'{path}, record {i}: "as_of" {as_of[:40]!r} is not a date (try 2023-10-31)') \
+                    from None
+        out.append(Question(r["query"], str(r.get("answer", "")), str(r.get("question_type", "")), facts,
+                            as_of[:10], sources))
     return out
 
 
@@ -106,6 +120,16 @@ def answer_hit(answer: Answer, gold: str) -> bool | None:
     return g in hay
 
 
+def intended_cited(answer: Answer, evidence: Sequence[tuple[str, str]]) -> bool | None:
+    """Does an answer citation name an evidence article (same url, or same title)? None without url/title."""
+    if not evidence:
+        return None
+    urls = {u.strip() for u, _ in evidence if u.strip()}
+    titles = {" ".join(t.split()).lower() for _, t in evidence if t.strip()}
+    return any(c.url.strip() in urls or " ".join(c.title.split()).lower() in titles
+               for c in answer.citations if not answer.abstained)
+
+
 def _mean(xs: Iterable[float]) -> float:
     xs = list(xs)
     return round(sum(xs) / len(xs), 4) if xs else 0.0
@@ -138,15 +162,17 @@ def answer_facts(answer: Answer, q: Question) -> dict[str, Any]:
             "fact_ranks": [[rank for rank, chunk in enumerate(top, 1) if fact_in_chunk(f, chunk)] for f in q.facts]}
 
 
-def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer], *, dump: Path | None = None,
-             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Run every question through ``ask`` and compute the figures ``newsbot eval`` prints."""
+def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer] | Callable[[Question], Answer], *,
+             dump: Path | None = None, progress: Callable[[int], None] | None = None,
+             whole: bool = False) -> dict[str, Any]:
+    """Run every question through ``ask`` (given the query text, or the whole ``Question`` when ``whole``) and
+    compute the figures ``newsbot eval`` prints."""
     rows: list[dict[str, Any]] = []
     out = dump.open("w", encoding="utf-8") if dump else None
     try:
         for q in questions:
             started = time.perf_counter()
-            answer = ask(q.query)
+            answer = ask(q) if whole else ask(q.query)  # type: ignore[arg-type]
             ms = (time.perf_counter() - started) * 1000
             retrieved = [p.text for p in answer.passages]
             found = answer_facts(answer, q)
@@ -162,15 +188,17 @@ def evaluate(questions: Sequence[Question], ask: Callable[[str], Answer], *, dum
                 row["facts_retrieved"] = sum(bool(ranks) for ranks in found["fact_ranks"])
                 row["answer_hit"] = answer_hit(answer, q.answer)
                 row["answer_string"] = row["answer_hit"] if q.question_type == INFERENCE_TYPE else None
+                row["intended_cited"] = intended_cited(answer, q.evidence)
             rows.append(row)
             if out:
                 out.write(json.dumps({"query": q.query, "question_type": q.question_type, "retrieved": retrieved,
                                       "retrieved_ids": [p.chunk_id for p in answer.passages],
                                       "answer": answer.text, "abstained": answer.abstained,
-                                      "evidence": answer.evidence, "mode": answer.mode,
-                                      "citations": [{"n": c.n, "article_id": c.article_id, "title": c.title,
-                                                     "source": c.source, "quotes": list(c.quotes)}
-                                                    for c in answer.citations],
+                                      "evidence": answer.evidence, "mode": answer.mode, "as_of": answer.as_of,
+                                      "window": answer.window.as_dict() if answer.window else None,
+                                      "headline": answer.window.headline if answer.window else "",
+                                      "answer_hit": row.get("answer_hit"), "intended_cited": row.get("intended_cited"),
+                                      "citations": [c.as_dict() for c in answer.citations],
                                       **found}, ensure_ascii=False) + "\n")
             if progress:
                 progress(1)
@@ -210,6 +238,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     answerable = [r for r in rows if not r["null"]]
     nulls = [r for r in rows if r["null"]]
     hits = [r["answer_hit"] for r in answerable if r.get("answer_hit") is not None]
+    intended = [r["intended_cited"] for r in answerable if r.get("intended_cited") is not None]
     result: dict[str, Any] = {"n": len(rows), "n_answerable": len(answerable), "n_null": len(nulls)}
     result.update({m: _mean(r[m] for r in answerable) for m in METRICS})
     result.update({
@@ -217,6 +246,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "answerable_abstain_rate": _mean(float(r["abstained"]) for r in answerable),
         **answer_figures(answerable),
         "answer_hit_rate": _mean(float(h) for h in hits),  # every type; answer_string is the inference-only figure
+        "n_answer_hit": len(hits),
+        # questions whose evidence names its article (url/title): an answer citation is that article
+        "intended_cited_rate": _mean(float(h) for h in intended) if intended else None,
+        "n_intended": len(intended),
         "latency_ms": {"p50": _pct([r["ms"] for r in rows], 50), "p95": _pct([r["ms"] for r in rows], 95)},
     })
     llm_rows = [r for r in rows if r["mode"] == "llm"]
@@ -263,6 +296,9 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"recall@10 of gold facts: {result['recall@10']:.3f}")
     lines.append(f"abstained: {result['null_abstain_rate']:.1%} of null questions, "
                  f"{result['answerable_abstain_rate']:.1%} of answerable ones")
+    if result.get("intended_cited_rate") is not None:
+        lines.append(f"intended article cited: {result['intended_cited_rate']:.3f} "
+                     f"(of {result['n_intended']} questions whose evidence names its article)")
     if result.get("answer_accuracy") is not None:
         lines.append(f"LLM answer accuracy against the gold answers: {result['answer_accuracy']:.3f} "
                      f"({result['llm_answers']} LLM answers of {result['n']})")

@@ -23,8 +23,10 @@ def plain(answer: Answer, *, passages: bool = False) -> str:
         if answer.citations:
             lines += ["", "Closest articles:"] + [source_line(c) for c in answer.citations]
         return "\n".join(lines)
+    if answer.window and answer.window.headline:
+        lines.append(answer.window.headline)
     for s in answer.statements:
-        lines.append(f"{s.text} {''.join(f'[{n}]' for n in s.cites)}")
+        lines.append(f"{s.shown} {''.join(f'[{n}]' for n in s.cites)}")
     lines += ["", "Sources:"]
     for c in answer.citations:
         lines.append(source_line(c))
@@ -56,8 +58,13 @@ def rich_renderable(answer: Answer):  # type: ignore[no-untyped-def]
             parts.append(Text("\nClosest articles:", style="dim"))
             parts += [_rich_source(c) for c in answer.citations]
         return Group(*parts)
+    if answer.window and answer.window.headline:
+        parts.append(Text(answer.window.headline, style="bold magenta" if answer.window.fell_back else "magenta"))
     for s in answer.statements:
-        t = Text(s.text + " ")
+        t = Text()
+        if s.lead:
+            t.append(s.lead + ": ", style="bold green")
+        t.append(s.text + " ")
         for n in s.cites:
             t.append(f"[{n}]", style="bold cyan")
         parts.append(t)

@@ -10,12 +10,14 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.errors import NewsbotError
-from index.types import NO_FILTERS, Article, Filters, IndexStats, LoadError, Passage
+from index.types import NO_FILTERS, Article, Filters, IndexStats, LoadError, Passage, TimedPassages
+from index.when import TimeIntent, TimeWindow, span_label
 
 if TYPE_CHECKING:
     from index.embed import Embedder  # the embedding seam (a Protocol), for callers that inject one
@@ -26,8 +28,9 @@ if TYPE_CHECKING:
     from index.snapshot import SearchSnapshot, SnapshotKeeper
     from index.store import ChromaStore
 
-__all__ = ["NO_FILTERS", "Embedder", "Filters", "Index", "IndexConfig", "IndexStats", "Layout", "Passage", "clauses",
-           "date_filters", "split_sentences", "terms"]
+__all__ = ["NO_FILTERS", "Embedder", "Filters", "Index", "IndexConfig", "IndexStats", "Layout", "Passage",
+           "TimeIntent", "TimeWindow", "TimedPassages", "clauses", "date_filters", "span_label", "split_sentences",
+           "terms", "time_intent"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,13 @@ def clauses(question: str) -> tuple[str, ...]:
     from index.query import clauses as parts
 
     return parts(question)
+
+
+def time_intent(question: str, as_of: date | datetime) -> TimeIntent:
+    """What ``question``, asked on ``as_of``, says about time: its window, recency and timeline wishes, its topic."""
+    from index.when import resolve
+
+    return resolve(question, as_of)
 
 
 def date_filters(sources: Sequence[str] = (), since: str | None = None, until: str | None = None, *,
@@ -263,6 +273,19 @@ class Index:
     def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]:
         """The ``k`` best passages for ``question``, best first, each with its classified sentences."""
         return self.retriever.search(question, k, filters)
+
+    def time_intent(self, question: str, as_of: date | datetime) -> TimeIntent:
+        """``time_intent`` for this index: its outlets' names ("Business Today") are not read as time."""
+        return self.retriever.time_intent(question, as_of.date() if isinstance(as_of, datetime) else as_of)
+
+    def search_time(self, question: str, k: int = 10, filters: Filters = NO_FILTERS, *,
+                    window: TimeWindow | None = None, recency: bool = False, as_of: date | None = None,
+                    topic: str = "") -> TimedPassages:
+        """``search`` preferring passages published in ``window`` (the whole index when it holds no good evidence,
+        and the result says so) and, with ``recency``, the latest of comparably relevant ones up to ``as_of``;
+        ``topic`` (the question without its time words) is what is matched when that helps."""
+        return self.retriever.search_time(question, k, filters, window=window, recency=recency, as_of=as_of,
+                                          topic=topic)
 
     def term_weights(self, text: str) -> dict[str, float]:
         """The stemmed terms of ``text`` with their inverse document frequency in this index (rare = high)."""

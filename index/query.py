@@ -88,6 +88,10 @@ class OutletMatcher:
         self._re = re.compile(r"(?<![\w])(" + "|".join(re.escape(f) for f in alternatives) + r")(?![\w])") \
             if alternatives else None
 
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where outlet names occur in the text (start, end), left to right."""
+        return [m.span(1) for m in self._re.finditer(text)] if self._re is not None else []
+
     def find(self, text: str) -> tuple[frozenset[str], ...]:
         if self._re is None:
             return ()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from index.when import TimeWindow
+
 Metadata = dict[str, str | int | float | bool]
 
 
@@ -169,3 +171,13 @@ class IndexStats:
                 "first_published": self.first_published, "last_published": self.last_published,
                 "data_dir": self.data_dir, "chroma": {"mode": self.chroma_mode, "location": self.chroma_location},
                 "embedding_model": self.embedding_model}
+
+
+@dataclass(frozen=True)
+class TimedPassages:
+    """A search with a time preference: the passages, the window preferred (None: none) and whether the window
+    held no good evidence, so the passages come from the whole index."""
+
+    passages: list[Passage]
+    window: TimeWindow | None = None
+    fell_back: bool = False

@@ -31,7 +31,9 @@ Semantics (every window is inclusive of both days; weeks are ISO weeks starting 
 
 Only the first time expression in the question sets the window; recency ("latest", "currently", "now",
 "still", "as of now", "most recent", "newest") and timeline ("how did X unfold", "timeline of X", "what
-happened with X since Y", "how has X evolved", "chronology") are flags beside it.
+happened with X since Y", "how has X evolved", "chronology") are flags beside it; a question that asks for one
+fact ("In the timeline of X, which team …?", "who …", "how many …") is not a timeline unless it opens with "how
+did X unfold" or "what happened with X since".
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class TimeIntent:
     timeline: bool
     topic: str  # the question without its time expression and recency/timeline scaffolding; never empty
     expression: str = ""  # the time expression as written in the question, "" when there is none
+    periods: int = 0  # how many time expressions the question holds (only the first sets the window)
 
 
 # ---- periods: a regex, whether it needs a preposition in front, and how it resolves --------------------
@@ -320,6 +323,11 @@ def _fmt(d: date, year: bool = True) -> str:
     return f"{d.day} {calendar.month_abbr[d.month]}" + (f" {d.year}" if year else "")
 
 
+def span_label(lo: date, hi: date) -> str:
+    """Days for people: "4 Oct 2023", "12–16 Jun 2022", "28 Nov – 3 Dec 2023"; date.min/date.max are open sides."""
+    return _range_label(lo, hi)
+
+
 def _range_label(lo: date, hi: date) -> str:
     if lo == date.min:
         return f"until {_fmt(hi)}"
@@ -352,6 +360,7 @@ _TIMELINE_TOPIC = (
 )
 _TIMELINE = re.compile(r"\b(?:timeline|chronology|chronological|sequence\s+of\s+events|step\s+by\s+step|"
                        r"over\s+time|unfold(?:ed|ing)?)\b", re.I)
+_FACTOID = re.compile(r"\b(?:which|who|whom|whose|how\s+(?:many|much|long|old))\b", re.I)
 _TIDY_END = " \t?!.,;:-–—"
 
 
@@ -377,13 +386,18 @@ def resolve(question: str, as_of: date | datetime) -> TimeIntent:
     expression = " ".join(question[cut[0]:cut[1]].split()) if cut else ""
 
     scaffold = next((m for p in _TIMELINE_TOPIC if (m := p.search(question))), None)
+    # "In the timeline of X, which team …?" asks for one fact: only a question led by the scaffold asks for a story
+    factoid = _FACTOID.search(question) is not None and (scaffold is None or scaffold.re is _TIMELINE_TOPIC[1])
+    if factoid:
+        scaffold = None
     keep = scaffold.span("t") if scaffold else (0, len(question))
     topic = _without(question, keep, cut)
     since_question = bool(cut) and expression.lower().startswith("since") and \
         bool(re.match(r"\s*(?:what|how)\b", question, re.I))
-    timeline = bool(scaffold or _TIMELINE.search(question) or since_question)
+    timeline = bool(scaffold or since_question or (_TIMELINE.search(question) and not factoid))
 
     recency = bool(_RECENCY_LEAD.search(topic) or _RECENCY.search(question))
     topic = _RECENCY.sub(" ", _RECENCY_LEAD.sub("", topic))
     topic = _tidy(topic) or _tidy(question) or question.strip() or question
-    return TimeIntent(window=window, recency=recency, timeline=timeline, topic=topic, expression=expression)
+    return TimeIntent(window=window, recency=recency, timeline=timeline, topic=topic, expression=expression,
+                      periods=len(_periods(question, day)))

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
@@ -27,8 +28,8 @@ from bot.conversation import Turn
 from bot.discord_bot import DiscordConfig, NewsBot
 from bot.llm import LLMError, Message
 from bot.types import Answer, Citation, Statement
-from index import NO_FILTERS, Filters, IndexStats, terms
-from index.types import Passage, Sentence
+from index import NO_FILTERS, Filters, IndexStats, TimeIntent, terms, time_intent
+from index.types import Passage, Sentence, TimedPassages
 
 
 class NetworkBlocked(RuntimeError):
@@ -41,6 +42,7 @@ SAMPLE = ROOT / "data" / "trump-kim-letter.txt"
 SECRET_VARS = ("DISCORD_TOKEN", "NEWSBOT_LLM_API_KEY", "OPENAI_API_KEY")
 NEWSBOT = [sys.executable, "-m", "bot"]
 ME = 4242
+SENT_AT = datetime(2024, 3, 6, 18, 30, tzinfo=UTC)  # when the fake Discord messages and interactions were sent
 
 
 class HashEmbedder:
@@ -122,6 +124,13 @@ class FakeSearch:
         self.queries.append((question, k, filters))
         return self.passages[:k]
 
+    def time_intent(self, question: str, as_of: date) -> TimeIntent:
+        return time_intent(question, as_of)
+
+    def search_time(self, question: str, k: int = 10, filters: Filters = NO_FILTERS, *, window: Any = None,
+                    recency: bool = False, as_of: date | None = None, topic: str = "") -> TimedPassages:
+        return TimedPassages(self.search(question, k, filters), window)
+
     def term_weights(self, text: str) -> dict[str, float]:
         return {t: self.weights.get(t, 1.0) for t in terms(text)}
 
@@ -150,10 +159,12 @@ class ScriptedApp:
         self.delay, self.error, self.gate = delay, error, gate
         self.known_outlets = outlets if outlets is not None else ["Market Wire", "Riverside Gazette"]
         self.calls: list[tuple[str, list[Turn], Filters]] = []
+        self.as_of: list[datetime | None] = []
 
     def ask(self, question: str, history: list[Turn] | None = None, *, top_k: int | None = None,
-            filters: Filters = NO_FILTERS) -> Answer:
+            filters: Filters = NO_FILTERS, as_of: datetime | None = None) -> Answer:
         self.calls.append((question, list(history or []), filters))
+        self.as_of.append(as_of)
         self.events.append(("ask", question))
         if self.gate is not None:
             assert self.gate.wait(10)
@@ -189,6 +200,7 @@ def make_interaction(events: list[Any], *, user_id: int = 1, guild_id: int | Non
     it.user = MagicMock(spec=discord.Member)
     it.user.id = user_id
     it.guild_id, it.channel_id = guild_id, channel_id
+    it.created_at = SENT_AT
     it.channel = channel if channel is not None else MagicMock(spec=discord.TextChannel)
     response = MagicMock(spec=discord.InteractionResponse)
     state = {"done": False}
@@ -252,6 +264,7 @@ def make_message(events: list[Any], content: str, *, channel: Any, guild_id: int
                  mentions: list[Any] | None = None, author_id: int = 5, bot_author: bool = False) -> MagicMock:
     msg = MagicMock(spec=discord.Message)
     msg.content = content
+    msg.created_at = SENT_AT
     msg.author = MagicMock(spec=discord.Member)
     msg.author.id, msg.author.bot = author_id, bot_author
     msg.mentions = mentions or []

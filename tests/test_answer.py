@@ -95,6 +95,7 @@ def test_a_question_over_several_outlets_gets_one_dated_quote_per_outlet_in_date
                       source="TechCrunch", published_at="2023-11-18T10:00:00+00:00", score=0.8)
     q = "Did TechCrunch report that OpenAI fired Sam Altman before The Verge reported he was brought back?"
     answer = compose(q, [later, earlier], _weights(q))
-    assert [s.text.split(":")[0] for s in answer.statements] == ["TechCrunch, 18 Nov 2023", "The Verge, 22 Nov 2023"]
+    assert [s.lead for s in answer.statements] == ["TechCrunch, 18 Nov 2023", "The Verge, 22 Nov 2023"]
+    assert answer.text.startswith("TechCrunch, 18 Nov 2023: OpenAI's board fired Sam Altman")
     assert [c.source for c in answer.citations] == ["TechCrunch", "The Verge"]
     assert answer.citations[0].quotes == ("OpenAI's board fired Sam Altman as chief executive on Friday.",)
