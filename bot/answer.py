@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.types import Answer, Citation, Statement
-from index import split_sentences, terms
+from index import phrases, split_sentences, terms
 from index.types import Passage, Sentence
 
 MIN_WORDS = 4
@@ -60,6 +60,10 @@ class AnswerConfig:
     passages_considered: int = 10
     abstain_threshold: float = 0.30  # minimum evidence score; calibrated with `newsbot eval` (README)
     absent_name_margin: float = 0.1  # more evidence needed when a name in the question is not in the passages
+    # a short question (at most this many content words) is about one thing: its words must meet in one passage,
+    # missing at most this much idf (a rare word, df under ~0.7% of chunks, weighs about 5)
+    short_question_words: int = 6
+    short_missing_idf: float = 5.0
     closest_articles: int = 3
     weights: AnswerWeights = field(default_factory=AnswerWeights)
 
@@ -170,6 +174,18 @@ def _missing_names(names: Sequence[str], passages: Sequence[Passage]) -> list[st
     return out
 
 
+def _unmet(question: str, passages: Sequence[Passage], idf: dict[str, float], config: AnswerConfig) -> bool:
+    """Is this a short question whose words meet in no passage (missing ``short_missing_idf`` or more of idf even
+    in the passage that holds most of them)?"""
+    wanted = [t for t in question_terms(question) if t not in _META]
+    if not wanted or len(wanted) > config.short_question_words:
+        return False
+    missing = min((math.fsum(idf.get(t, 1.0) for t in wanted
+                             if t not in ({u for s in p.sentences for u in s.terms} | set(terms(p.title))))
+                   for p in passages), default=math.inf)
+    return missing >= config.short_missing_idf
+
+
 def _named_outlets(question: str, passages: Sequence[Passage]) -> set[str]:
     """The outlets of the passages that the question names (as written, or the part before " - " or " | ")."""
     named = set()
@@ -250,15 +266,15 @@ def compose(question: str, passages: Sequence[Passage], idf: dict[str, float], *
     outlets, is answered with one quote per source in date order. ``names`` are the names the question asks about
     (``question_names``) and ``unknown`` those with a word that no indexed article holds: unless the passages hold
     a near-identical spelling, the answer says that no article mentions them."""
-    from index.query import phrases as question_phrases
-
     w = config.weights
     considered = passages[: config.passages_considered]
     absent = _missing_names(names, considered)
     unmentioned = [n for n in unknown if n in absent]  # not even a near spelling in the passages
     if unmentioned:
         return replace(abstention(question, passages, config), missing=tuple(unmentioned), evidence=0.0)
-    candidates = _candidates(question, considered, idf, context, question_phrases(question) or parts, w)
+    if _unmet(question, considered, idf, config):
+        return replace(abstention(question, passages, config), evidence=0.0)
+    candidates = _candidates(question, considered, idf, context, phrases(question) or parts, w)
     best_cover = max((c.coverage for c in candidates), default=0.0)
     evidence = evidence_score(passages, best_cover)
     if not candidates or evidence < config.abstain_threshold + config.absent_name_margin * bool(absent):

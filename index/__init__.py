@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from index.store import ChromaStore
 
 __all__ = ["NO_FILTERS", "Embedder", "Filters", "Index", "IndexConfig", "IndexStats", "Layout", "Passage",
-           "TimeIntent", "TimeWindow", "TimedPassages", "clauses", "date_filters", "span_label", "split_sentences",
-           "terms", "time_intent"]
+           "TimeIntent", "TimeWindow", "TimedPassages", "clauses", "date_filters", "phrases", "span_label",
+           "split_sentences", "terms", "time_intent"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,13 @@ def split_sentences(text: str) -> list[str]:
     from index.chunk import split_sentences as split
 
     return split(text)
+
+
+def phrases(question: str) -> tuple[str, ...]:
+    """The descriptive phrases of a long question (finer than its clauses), or () for a short one."""
+    from index.query import phrases as cut
+
+    return cut(question)
 
 
 def clauses(question: str) -> tuple[str, ...]:

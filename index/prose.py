@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-RULES_VERSION = "1"  # bump when a rule below (or sentence splitting) changes: search snapshots are rebuilt
+RULES_VERSION = "2"  # bump when a rule below (or sentence splitting) changes: search snapshots are rebuilt
 
 PROSE = "prose"
 SOCIAL = "social"  # a tweet or other social embed
@@ -20,7 +20,11 @@ HEADING = "heading"  # a title, a list lead-in, or a heading glued to the senten
 TABLE = "table"  # a row of figures or of separated cells
 BYLINE = "byline"  # "By Jane Doe", "Updated 3:45 PM ET"
 FRAGMENT = "fragment"  # too short or too broken to stand as a quote
-KINDS = (PROSE, SOCIAL, PROMO, CAPTION, HEADING, TABLE, BYLINE, FRAGMENT)
+QUESTION = "question"  # the writer asking (the reader, or rhetorically): it states nothing that could be quoted
+KINDS = (PROSE, SOCIAL, PROMO, CAPTION, HEADING, TABLE, BYLINE, FRAGMENT, QUESTION)
+# a sentence that ends in a question mark outside any quotation: "Do you work at X and know more?"
+_OWN_QUESTION = re.compile(r"\?[\s)\]]*$")
+_QUOTED = re.compile(r"[\"“”]")
 
 MIN_PROSE_WORDS = 4  # below this a line is a fragment, unless it is a complete short sentence:
 MIN_SHORT_SENTENCE_WORDS = 2  # "He resigned." -- ends like a sentence and has a lowercase (verb-bearing) word
@@ -292,7 +296,11 @@ def sentence_kind(text: str) -> str:
         return kind  # whatever follows a post or an advert inside one sentence is not trusted
     if kind == CAPTION:
         return HEADING if _LEADING_CREDIT.match(text.strip()) and split_heading(text) else CAPTION
-    return HEADING if split_heading(text) is not None else kind
+    if split_heading(text) is not None:
+        return HEADING
+    if kind == PROSE and _OWN_QUESTION.search(text) and not _QUOTED.search(text):
+        return QUESTION
+    return kind
 
 
 def is_quotable(text: str) -> bool:

@@ -163,7 +163,7 @@ def test_a_social_embed_with_prose_inside_is_still_not_quotable() -> None:
 
 
 def test_kinds_are_the_named_constants() -> None:
-    assert set(KINDS) == {PROSE, SOCIAL, PROMO, CAPTION, HEADING, TABLE, BYLINE, FRAGMENT}
+    assert set(KINDS) == {PROSE, SOCIAL, PROMO, CAPTION, HEADING, TABLE, BYLINE, FRAGMENT, prose.QUESTION}
     for text, _ in NOT_PROSE:
         assert sentence_kind(text) in KINDS
 
@@ -182,3 +182,10 @@ def test_prose_is_pure_it_imports_only_re() -> None:
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert imported <= {"re", "__future__"}
+
+
+def test_the_writers_own_questions_are_not_quotable_but_quoted_questions_are() -> None:
+    assert prose.sentence_kind("Do you work at the council and know more about the closure?") == prose.QUESTION
+    assert prose.sentence_kind("Who has won the most titles at the harbour regatta?") == prose.QUESTION
+    assert prose.is_quotable("“Why would we close the harbour now?” the mayor asked reporters.")
+    assert prose.is_quotable("The mayor asked why the harbour had been closed.")
