@@ -349,6 +349,15 @@ def _select(candidates: list[_Candidate], limit: int, w: AnswerWeights, wanted: 
     return chosen
 
 
+def prose_only(passages: Sequence[Passage]) -> list[Passage]:
+    """The passages with only their quotable sentences (what an LLM is shown and may cite), in retrieval order."""
+    out = []
+    for p in passages:
+        kept = tuple(s for s in p.sentences if s.quotable)
+        out.append(replace(p, text=" ".join(s.text for s in kept), sentences=kept) if kept and p.sentences else p)
+    return out
+
+
 def abstention(question: str, passages: Sequence[Passage], config: AnswerConfig = AnswerConfig()) -> Answer:
     """No answer; the closest articles are listed as (unquoted) pointers."""
     seen: dict[str, Passage] = {}

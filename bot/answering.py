@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from bot.answer import AnswerConfig, compose, question_names, truncate
+from bot.answer import AnswerConfig, compose, prose_only, question_names, truncate
 from bot.conversation import Turn, condense
 from bot.generate import condense_question, generate
 from bot.llm import ChatModel, LLMError
@@ -132,11 +132,12 @@ class Answerer:
         passages = passages[:k]  # a timeline's deeper search is not what an ordinary answer is drawn from
         if answer is None and llm is not None and not notice and passages:
             try:
-                for item in generate(llm, question, standalone, passages, deadline=time.monotonic() + budget,
+                for item in generate(llm, question, standalone, prose_only(passages),
+                                     deadline=time.monotonic() + budget,
                                      uncited=cfg.llm_uncited, stop=stop):
-                    if isinstance(item, Answer):
+                    if isinstance(item, Answer):  # shown prose only; the answer keeps the passages as retrieved
                         stopped = stop is not None and stop.is_set()
-                        answer = replace(item, notice=STOPPED_NOTICE) if stopped else item
+                        answer = replace(item, passages=tuple(passages), notice=STOPPED_NOTICE if stopped else "")
                     else:
                         yield item
             except LLMError as err:

@@ -95,3 +95,14 @@ def test_limits_come_from_the_config() -> None:
     search = answerer.search
     answerer.ask("bike lanes?")
     assert isinstance(search, FakeSearch) and search.queries[-1][1] == 1
+
+
+def test_the_llm_is_shown_only_quotable_prose_and_may_cite_only_that() -> None:
+    ad = "Watch all the action from the harbour regatta on Sail TV."
+    story = passage("r1:0", f"The regatta was won by Team Osprey on Sunday. {ad}", kinds={ad: "promo"})
+    chat = ScriptedChat("Team Osprey won the regatta [1].")
+    answer = Answerer(FakeSearch([story]), chat).ask("who won the regatta?")
+    prompt = chat.requests[0][-1].content
+    assert "Team Osprey on Sunday" in prompt and "Sail TV" not in prompt
+    assert answer.mode == "llm" and answer.citations[0].quotes == ("The regatta was won by Team Osprey on Sunday.",)
+    assert answer.passages[0].text == story.text  # the answer still carries the passage as retrieved

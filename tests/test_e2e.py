@@ -85,3 +85,15 @@ def test_exit_codes_and_one_line_errors(cli_env: dict[str, str], tmp_path: Path)
 
 
 # SIGKILLed ingest and forget converging to a clean run: tests/test_crash.py
+
+
+def test_sample_answers_what_the_white_house_said_and_names_who_it_never_mentions(cli_env: dict[str, str]) -> None:
+    """The sample is reworded ("White Home"): a near spelling of a name still counts; a name absent from every
+    article is an abstention that says so."""
+    run(cli_env, "ingest", str(SAMPLE))
+    said = json.loads(run(cli_env, "ask", "--json", "What did the White House say about the letter?").stdout)
+    assert not said["abstained"] and said["missing"] == []
+    assert any("the White Home has stated" in q for c in said["citations"] for q in c["quotes"])
+    absent = json.loads(run(cli_env, "ask", "--json", "who is Kim Yo Jong?").stdout)
+    assert absent["abstained"] and absent["missing"] == ["Kim Yo Jong"]
+    assert absent["answer"] == "No article mentions “Kim Yo Jong”." and absent["citations"]
