@@ -188,8 +188,8 @@ class StopView(discord.ui.View):
         await self.bot.apologize(interaction, error)
 
 
-class _Client(discord.Client):
-    """One gateway connection; its setup hook is the bot's."""
+class _HookedClient:
+    """A discord.py client whose setup hook is the bot's (mixed into the one- and the many-connection client)."""
 
     def __init__(self, hook: Callable[[], Awaitable[None]], **options: Any) -> None:
         super().__init__(**options)
@@ -199,15 +199,12 @@ class _Client(discord.Client):
         await self._hook()
 
 
-class _ShardedClient(discord.AutoShardedClient):
-    """Several gateway connections (NEWSBOT_DISCORD_SHARDS); its setup hook is the bot's."""
+class _Client(_HookedClient, discord.Client):
+    """One gateway connection."""
 
-    def __init__(self, hook: Callable[[], Awaitable[None]], **options: Any) -> None:
-        super().__init__(**options)
-        self._hook = hook
 
-    async def setup_hook(self) -> None:
-        await self._hook()
+class _ShardedClient(_HookedClient, discord.AutoShardedClient):
+    """Several gateway connections (NEWSBOT_DISCORD_SHARDS)."""
 
 
 class NewsBot:

@@ -8,8 +8,9 @@ from collections.abc import Iterator, Sequence
 
 import prompts
 from bot.conversation import Turn
-from bot.grounded import neutralise_mentions, says_not_covered, verify
+from bot.grounded import says_not_covered, verify
 from bot.llm import ChatModel, LLMError, Message
+from bot.mentions import neutralise_mentions
 from bot.types import Answer
 from index.types import Passage
 
