@@ -214,18 +214,24 @@ def question_terms(question: str, context: str = "") -> dict[str, float]:
     return weights
 
 
-def _share(found: frozenset[str] | set[str], wanted: dict[str, float], idf: dict[str, float]) -> float:
-    """The idf-weighted share of ``wanted`` terms that are in ``found``."""
-    total = math.fsum(w * idf.get(t, 1.0) for t, w in sorted(wanted.items()))
-    if not total:
-        return 0.0
-    return math.fsum(w * idf.get(t, 1.0) for t, w in sorted(wanted.items()) if t in found) / total
+class _Weighted:
+    """Question terms with their idf weights, summed in a fixed order (so results never depend on hashing)."""
+
+    def __init__(self, wanted: dict[str, float], idf: dict[str, float]) -> None:
+        self.items = [(t, w * idf.get(t, 1.0)) for t, w in sorted(wanted.items())]
+        self.total = math.fsum(w for _, w in self.items)
+
+    def share(self, found: frozenset[str] | set[str]) -> float:
+        """The weighted share of the terms that are in ``found``."""
+        return math.fsum(w for t, w in self.items if t in found) / self.total if self.total else 0.0
+
 
 
 def _candidates(question: str, passages: Sequence[Passage], idf: dict[str, float], context: str,
                 phrases: Sequence[str], weights: AnswerWeights) -> list[_Candidate]:
     wanted = {t: v for t, v in question_terms(question, context).items() if t not in _META}
-    phrase_terms = [{t: v for t, v in question_terms(p).items() if t in wanted} for p in phrases]
+    whole = _Weighted(wanted, idf)
+    phrase_terms = [_Weighted({t: v for t, v in question_terms(p).items() if t in wanted}, idf) for p in phrases]
     cue = _cue(question)
     outlets = _named_outlets(question, passages)
     out: list[_Candidate] = []
@@ -239,8 +245,8 @@ def _candidates(question: str, passages: Sequence[Passage], idf: dict[str, float
                 continue
             seen.add(key)
             found = frozenset(s.terms)
-            coverage = _share(found, wanted, idf)
-            phrase = max((_share(found, pt, idf) for pt in phrase_terms), default=coverage)
+            coverage = whole.share(found)
+            phrase = max((pt.share(found) for pt in phrase_terms), default=coverage)
             score = (weights.coverage * coverage + weights.phrase * phrase
                      + weights.cue * (cue is not None and cue(s.text))
                      + weights.outlet * (p.source in outlets) + weights.rank * p.score)
@@ -307,7 +313,8 @@ def _per_part(candidates: list[_Candidate], parts: Sequence[str], idf: dict[str,
         pool = [c for c in candidates if c not in chosen]
         if not wanted or not pool or len(chosen) >= limit:
             continue
-        fits = [_share(frozenset(c.sentence.terms), wanted, idf) + 0.2 * _prior(c) for c in pool]
+        weighted = _Weighted(wanted, idf)
+        fits = [weighted.share(frozenset(c.sentence.terms)) + 0.2 * _prior(c) for c in pool]
         best = max(range(len(pool)), key=fits.__getitem__)
         if fits[best] >= fit:
             chosen.append(pool[best])
@@ -331,10 +338,11 @@ def _select(candidates: list[_Candidate], limit: int, w: AnswerWeights, wanted: 
     for c in chosen:
         articles[c.passage.article_id] = articles.get(c.passage.article_id, 0) + 1
     best = max(c.score for c in candidates)
+    weighted = _Weighted(wanted, idf)
     pool = [c for c in candidates if c not in chosen]
     while pool and len(chosen) < limit:
         gains = [w.relevance * c.score / best
-                 + w.novelty * _share(frozenset(t for t in c.sentence.terms if t not in covered), wanted, idf)
+                 + w.novelty * weighted.share(frozenset(t for t in c.sentence.terms if t not in covered))
                  + w.prior * _prior(c) - w.repeat * articles.get(c.passage.article_id, 0) for c in pool]
         i = max(range(len(pool)), key=gains.__getitem__)
         top = pool[i]
