@@ -51,19 +51,6 @@ def test_int8_vectors_stay_within_the_int8_bound(reference: tuple[list[str], np.
     assert cos.min() >= INT8_TINY_MIN_COSINE and cos.mean() >= 0.995, (cos.min(), cos.mean())
 
 
-def test_the_graph_is_onnxruntimes_fused_bert(model_cache: Path) -> None:
-    import onnx
-
-    from index import embed
-
-    graph = onnx.load(str(embed.onnx_path(model_cache)), load_external_data=False).graph
-    ops = [n.op_type for n in graph.node]
-    fused = {op: ops.count(op) for op in ("EmbedLayerNormalization", "Attention", "BiasGelu", "SkipLayerNormalization")}
-    assert fused == {"EmbedLayerNormalization": 1, "Attention": 6, "BiasGelu": 6, "SkipLayerNormalization": 12}
-    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
-    assert [o.name for o in graph.output] == ["embedding"]
-
-
 def test_a_missing_model_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
