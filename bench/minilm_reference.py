@@ -1,6 +1,6 @@
 """Regenerate tests/fixtures/minilm_reference.npz: the original model's vectors for a few dozen texts.
 
-    pip install torch --index-url https://download.pytorch.org/whl/cpu   # CPU build; plain pip on Linux pulls CUDA
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu  # CPU build: plain pip pulls CUDA
     pip install -e '.[reference]'
     python bench/minilm_reference.py
 

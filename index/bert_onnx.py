@@ -22,6 +22,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from index.errors import NewsbotError
+
 OPSET = 17
 MS = "com.microsoft"
 FLOAT = TensorProto.FLOAT  # the element type quantisers must assume for the fused ops' outputs
@@ -43,8 +45,8 @@ class BertConfig:
         raw = json.loads((model_dir / "config.json").read_text())
         if raw.get("model_type") != "bert" or raw.get("hidden_act") != "gelu" \
                 or raw.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{model_dir / 'config.json'}: not a plain BERT encoder with GELU and absolute "
-                             "positions; this builder only knows that architecture")
+            raise NewsbotError(f"{model_dir / 'config.json'}: not a plain BERT encoder with GELU and absolute "
+                               "positions, the only architecture newsbot builds a graph for")
         return cls(layers=raw["num_hidden_layers"], hidden=raw["hidden_size"], heads=raw["num_attention_heads"],
                    eps=float(raw["layer_norm_eps"]))
 
