@@ -99,6 +99,7 @@ def test_the_graph_is_fused_per_layer_and_int8_quantises_the_fused_attention(mod
         "embedding"]
     int8 = [n.op_type for n in onnx.load(str(embed.int8_path(model_cache))).graph.node]
     assert int8.count("QAttention") == 6 and "MatMulInteger" in int8
+    assert int8.count("MatMul") == 6  # the feed-forward output projections stay fp32
 
 
 def test_int8_recipe_change_rebuilds_the_cached_file(tmp_path: Path, model_cache: Path,
