@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
@@ -71,6 +72,7 @@ def simulated_interaction(user_id: int, log: dict[str, Any]) -> MagicMock:
     it.user = MagicMock(spec=discord.Member)
     it.user.id = user_id
     it.guild_id, it.channel_id = 1, 2
+    it.created_at = datetime(2023, 12, 31, 12, tzinfo=UTC)  # the dev questions' corpus ends in December 2023
     it.channel = MagicMock(spec=discord.TextChannel)
     response = MagicMock(spec=discord.InteractionResponse)
     done = {"v": False}
