@@ -17,9 +17,9 @@ from bot.answer import AnswerConfig, compose, prose_only, question_names, trunca
 from bot.conversation import Turn, condense
 from bot.generate import condense_question, generate
 from bot.llm import ChatModel, LLMError
-from bot.timeline import compose_timeline, newest_first
+from bot.timeline import compose_timeline, headlines, newest_first
 from bot.types import Answer, TimeWindowNote
-from index import NO_FILTERS, Filters, TimeIntent, TimeWindow, clauses, span_label
+from index import NO_FILTERS, Filters, TimeIntent, TimeWindow, clauses, date_filters, span_label, terms
 from index.errors import NewsbotError
 from index.types import Passage, TimedPassages
 
@@ -119,6 +119,12 @@ class Answerer:
             depth = max(k, cfg.timeline_depth) if intent.timeline else k
             found = self.search.search_time(standalone, depth, filters, window=intent.window, recency=intent.recency,
                                             as_of=day, topic=intent.topic if cfg.search_topic else "")
+            if intent.window is not None and not _about_anything(intent.topic):  # "what happened this week?"
+                window = intent.window
+                bounds = date_filters((), window.start.isoformat(), min(day, window.end).isoformat())
+                inside = replace(filters, since=bounds.since, until=bounds.until)
+                within = self.search.search(standalone, cfg.timeline_depth, inside)
+                found = TimedPassages(within, window) if within else found
             passages = found.passages
         else:
             passages = self.search.search(standalone, k, filters)
@@ -154,6 +160,12 @@ class Answerer:
             answer = compose(asked, quotable, weights, context=context, parts=parts, config=cfg.answer,
                              names=names, unknown=self.search.unknown_terms(names))
             answer = replace(answer, question=question, passages=tuple(passages))
+            if answer.abstained and not answer.missing and found is not None and found.window is not None \
+                    and not found.fell_back and not _about_anything(asked):  # "what happened this week?"
+                window = found.window
+                told = headlines(question, found.passages, since=window.start, until=min(day, window.end),
+                                 config=cfg.answer)
+                answer = replace(told, passages=tuple(passages)) if told is not None else answer
             if intent.recency and not answer.timeline:
                 answer = newest_first(answer)
             if notice:
@@ -191,6 +203,16 @@ def _day(as_of: date | datetime | None) -> date:
     if isinstance(as_of, datetime):
         return (as_of.astimezone(UTC) if as_of.tzinfo else as_of).date()
     return as_of
+
+
+# words that ask for news in general, not about anything in particular
+_GENERAL = frozenset(terms("what happened happening news going on latest new story stories headlines events "
+                           "anything something important biggest top"))
+
+
+def _about_anything(question: str) -> bool:
+    """Does the question name a subject (a content word beyond the general ask for news)?"""
+    return any(t not in _GENERAL for t in terms(question))
 
 
 def latest_window(as_of: date, days: int) -> TimeWindow:

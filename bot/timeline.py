@@ -98,6 +98,35 @@ def _day(published_at: str) -> date | None:
         return None
 
 
+def headlines(question: str, passages: Sequence[Passage], *, since: date, until: date,
+              config: AnswerConfig | None = None) -> Answer | None:
+    """What happened in a window, for a question that names nothing but the time ("what happened this week?"):
+    each article published from ``since`` to ``until`` (best-ranked first) offers its earliest prose sentence
+    of event length, newest article first, led by day and outlet; None when no article of the window has one."""
+    config = config or AnswerConfig()
+    first: dict[str, _Event] = {}
+    for p in passages:
+        day = _day(p.published_at)
+        if day is None or not since <= day <= until or p.article_id in first and p.position >= \
+                first[p.article_id].passage.position:
+            continue
+        lede = next((s.text for s in p.sentences if s.quotable and len(_WORD.findall(s.text)) >= EVENT_MIN_WORDS
+                     and len(s.text) <= MAX_SENTENCE_CHARS), None)
+        if lede is not None:
+            first[p.article_id] = _Event(day, p, lede, 0.0, p.score)
+    if not first:
+        return None
+    kept = sorted(first.values(), key=lambda e: -e.fit)[: config.max_quotes]
+    kept.sort(key=lambda e: e.passage.published_at, reverse=True)
+    statements, citations = [], []
+    for n, e in enumerate(kept, 1):
+        lead = ", ".join(x for x in (span_label(e.day, e.day), e.passage.source) if x)
+        statements.append(Statement(e.text, (n,), lead=lead))
+        citations.append(Citation.of(n, e.passage, (e.text,)))
+    return Answer(question=question, statements=tuple(statements), citations=tuple(citations), abstained=False,
+                  passages=tuple(passages))
+
+
 def newest_first(answer: Answer) -> Answer:
     """The answer with its statements ordered by their articles' publication, newest first (ties keep their order),
     citations renumbered in the new order: for questions about the latest news, where newer reports lead."""

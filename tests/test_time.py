@@ -242,3 +242,15 @@ def test_timeline_events_are_sentences_spread_over_days() -> None:
                               config=AnswerConfig(max_quotes=2))
     assert answer is not None
     assert [c.article_id for c in answer.citations] == ["a", "c"]  # no question, no quote tag, two days
+
+
+def test_a_question_about_nothing_but_the_time_gets_the_windows_headlines(fast_app) -> None:  # type: ignore[no-untyped-def]
+    """"What happened this week?" names no subject: the answer is the lede of each article of the window."""
+    _ingest(fast_app)
+    answer = fast_app.answerer.ask("What happened this week?", as_of=AS_OF)
+    assert not answer.abstained and answer.statements
+    assert [c.date for c in answer.citations] == ["2023-12-06", "2023-12-05"]  # this week's two, newest first
+    assert answer.statements[0].lead.startswith("6 Dec 2023")
+    assert answer.window is not None and not answer.window.fell_back
+    earlier = fast_app.answerer.ask("What happened this week?", as_of=date(2023, 11, 16))  # a week with no article
+    assert earlier.abstained or earlier.window is not None and earlier.window.fell_back
