@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("newsbot")
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL = 0, 1  # argparse exits 2 on a usage error
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,6 @@ from bot.conversation import Turn
 
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's transaction before failing
 DAY = 86400.0
-MAX_TOPIC_CHARS = 100  # a followed topic is a search query, not an essay
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (key INTEGER PRIMARY KEY, touched REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS turns (

@@ -187,9 +187,6 @@ class MiniLM:
         enc = self._tok.encode(text, add_special_tokens=False)
         return enc.ids, enc.offsets
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._tok.encode(text, add_special_tokens=False).ids)
-
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors for texts; a text longer than the window is cut at the window (queries only)."""
         encs = self._tok.encode_batch(list(texts), add_special_tokens=False)
