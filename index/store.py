@@ -5,6 +5,10 @@ catalogue. An article's catalogue record is written only after all its chunks, s
 commit marker: an article without a matching record is incomplete and gets rewritten on the next
 ingest, which is what makes a killed ingest converge to a clean run's index.
 
+The catalogue is also a change feed: every record carries ``changed_at`` (the writer's commit time, unix seconds),
+and forgetting an article leaves its record as a tombstone (state "forgotten") instead of deleting it, so a reader
+can ask what changed since its watermark.
+
 In embedded mode every change of the version token is also written to a small JSON file beside the database
 (``version_marker``), so readers can tell whether their search snapshot is current without importing chromadb.
 Chroma's collection metadata stays the truth; the file is a copy, rewritten under a lock in the same order.
@@ -16,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +36,7 @@ from index.types import ChunkMeta
 log = logging.getLogger(__name__)
 
 PAGE = 5000  # rows per get() page; under Chroma's max batch size
+FORGOTTEN = "forgotten"  # the state of a forgotten article's catalogue record (its tombstone)
 CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma wants an embedding per record
 
 
@@ -208,29 +214,34 @@ class ChromaStore:
             self._chunks.add(ids=[r.id for r, _ in part], documents=[r.text for r, _ in part],
                              metadatas=[r.meta.as_dict() for r, _ in part],
                              embeddings=np.asarray([v for _, v in part], dtype=np.float32))
+        changed_at = time.time()
         self._catalog.upsert(ids=ids, embeddings=[CATALOG_VECTOR] * len(ids),
-                             metadatas=[{**meta, "state": "ok"} for meta, _, _ in items])
+                             metadatas=[{**meta, "state": "ok", "changed_at": changed_at} for meta, _, _ in items])
 
     def delete_article(self, article_id: str) -> int:
-        """Remove an article's chunks and record; returns how many chunks went."""
+        """Remove an article's chunks and leave its record as a tombstone (state "forgotten", stamped now);
+        returns how many chunks went."""
         found = self._chunks.get(where={"article_id": article_id}, include=[])
         existing = self._catalog.get(ids=[article_id], include=["metadatas"])
-        if existing["ids"]:
-            meta = dict((existing["metadatas"] or [{}])[0] or {})
+        meta = dict((existing["metadatas"] or [{}])[0] or {}) if existing["ids"] else None
+        if meta is not None:  # from here on the article is not live: readers polling the feed drop it now
             self._catalog.upsert(ids=[article_id], embeddings=[CATALOG_VECTOR],
-                                 metadatas=[{**meta, "state": "deleting"}])
+                                 metadatas=[{**meta, "state": "deleting", "changed_at": time.time()}])
         if found["ids"]:
             self._chunks.delete(ids=found["ids"])
-        self._catalog.delete(ids=[article_id])
+        if meta is not None:  # no record: orphaned chunks of an interrupted first write, never live
+            self._catalog.upsert(ids=[article_id], embeddings=[CATALOG_VECTOR],
+                                 metadatas=[{**meta, "state": FORGOTTEN, "changed_at": time.time()}])
         return len(found["ids"])
 
     def find_article_ids(self, key: str) -> list[str]:
-        """Article ids matching an id or a URL."""
-        if self._catalog.get(ids=[key], include=[])["ids"]:
+        """Article ids matching an id or a URL (forgotten articles, whose records are tombstones, match neither)."""
+        found = self._catalog.get(ids=[key], include=["metadatas"])
+        if found["ids"] and ((found["metadatas"] or [{}])[0] or {}).get("state") != FORGOTTEN:
             return [key]
         if self._chunks.get(where={"article_id": key}, include=[], limit=1)["ids"]:
             return [key]  # orphaned chunks of an interrupted write
-        res = self._catalog.get(where={"url": key}, include=[])
+        res = self._catalog.get(where={"$and": [{"url": key}, {"state": {"$ne": FORGOTTEN}}]}, include=[])
         return list(res["ids"])
 
     # -- reads -------------------------------------------------------------------------------------------

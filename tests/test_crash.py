@@ -156,7 +156,7 @@ def test_sigkilled_forget_converges_to_a_clean_forget(cli_env: dict[str, str], t
     rng = random.Random(8)
     points = [(victim, ("upsert", "catalogue", 1, "after")),  # record marked "deleting", chunks all there
               (url, ("delete", "chunks", 1, "after")),  # chunks gone, catalogue record still there
-              (victim, ("delete", "catalogue", 1, "after"))]  # record gone, search snapshot not yet rebuilt
+              (victim, ("upsert", "catalogue", 2, "after"))]  # tombstone written, search snapshot not yet rebuilt
     kills = 0
     for i, (key, point) in enumerate(points):
         env = fresh(f"crash{i}")
