@@ -7,7 +7,7 @@ ingest, which is what makes a killed ingest converge to a clean run's index.
 
 The catalogue is also a change feed: every record carries ``changed_at`` (the writer's commit time, unix seconds),
 and forgetting an article leaves its record as a tombstone (state "forgotten") instead of deleting it, so a reader
-can ask what changed since its watermark.
+can ask what changed since its watermark (``changes_since``) and repair anything missed (``live_hashes``).
 
 In embedded mode every change of the version token is also written to a small JSON file beside the database
 (``version_marker``), so readers can tell whether their search snapshot is current without importing chromadb.
@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from index.errors import NewsbotError, first_line
-from index.types import ChunkMeta
+from index.types import ArticleChange, ChunkMeta
 
 log = logging.getLogger(__name__)
 
 PAGE = 5000  # rows per get() page; under Chroma's max batch size
 FORGOTTEN = "forgotten"  # the state of a forgotten article's catalogue record (its tombstone)
+FEED_PAGE = 300  # catalogue records per changes_since()/live_hashes() page: Chroma Cloud returns at most 300
 CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma wants an embedding per record
 
 
@@ -243,6 +244,39 @@ class ChromaStore:
             return [key]  # orphaned chunks of an interrupted write
         res = self._catalog.get(where={"$and": [{"url": key}, {"state": {"$ne": FORGOTTEN}}]}, include=[])
         return list(res["ids"])
+
+    # -- change feed -------------------------------------------------------------------------------------
+    def changes_since(self, watermark: float, *, page: int = FEED_PAGE) -> list[ArticleChange]:
+        """Every catalogue record stamped at or after ``watermark`` (unix seconds): live articles and tombstones.
+
+        A record marked "deleting" (a forget under way or interrupted) is reported as forgotten: it is no longer
+        live. Records written before the feed existed carry no stamp and never show here; reconcile finds them.
+        """
+        out: list[ArticleChange] = []
+        offset = 0
+        while True:
+            res = self._catalog.get(where={"changed_at": {"$gte": float(watermark)}}, include=["metadatas"],
+                                    limit=page, offset=offset)
+            for id_, m in zip(res["ids"], res["metadatas"] or [], strict=False):
+                m = m or {}
+                out.append(ArticleChange(article_id=id_, state="ok" if m.get("state") == "ok" else FORGOTTEN,
+                                         content_hash=str(m.get("content_hash", "")),
+                                         changed_at=float(m.get("changed_at", 0.0))))
+            if len(res["ids"]) < page:
+                return out
+            offset += page
+
+    def live_hashes(self, *, page: int = FEED_PAGE) -> dict[str, str]:
+        """{article id: content hash} of every live ("ok") article, for reconciling a reader's applied state."""
+        out: dict[str, str] = {}
+        offset = 0
+        while True:
+            res = self._catalog.get(where={"state": "ok"}, include=["metadatas"], limit=page, offset=offset)
+            for id_, m in zip(res["ids"], res["metadatas"] or [], strict=False):
+                out[id_] = str((m or {}).get("content_hash", ""))
+            if len(res["ids"]) < page:
+                return out
+            offset += page
 
     # -- reads -------------------------------------------------------------------------------------------
     def iter_chunks(self, *, vectors: bool = False) -> Iterator[ChunkRecord]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from index.when import TimeWindow
 
@@ -120,6 +120,16 @@ class IndexVersion:
 
     version: str
     embedding_model: str = ""
+
+
+@dataclass(frozen=True)
+class ArticleChange:
+    """One entry of the store's change feed: an article as its catalogue record last left it."""
+
+    article_id: str
+    state: Literal["ok", "forgotten"]  # "forgotten": a tombstone, the article is gone
+    content_hash: str
+    changed_at: float  # the writer's commit time, unix seconds
 
 
 @dataclass(frozen=True)
