@@ -170,7 +170,7 @@ class ChromaStore:
 
     # -- catalogue ---------------------------------------------------------------------------------------
     def catalog(self, ids: Sequence[str] | None = None) -> dict[str, StoredArticle]:
-        """Catalogue records for the given article ids (all of them when ``ids`` is None)."""
+        """Live (complete, not forgotten) catalogue records for the given article ids (all when ``ids`` is None)."""
         out: dict[str, StoredArticle] = {}
         if ids is not None:
             for i in range(0, len(ids), PAGE):
@@ -254,6 +254,9 @@ class ChromaStore:
         """
         out: list[ArticleChange] = []
         offset = 0
+        # Paging is safe under concurrent writes: stamps only grow and records are never deleted, so a record only
+        # ever enters this filter; a write between pages can repeat a record here, not hide one that already
+        # matched, and one it adds carries a stamp the next poll (from its watermark less the skew) reads.
         while True:
             res = self._catalog.get(where={"changed_at": {"$gte": float(watermark)}}, include=["metadatas"],
                                     limit=page, offset=offset)
