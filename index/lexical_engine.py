@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,28 +258,31 @@ class TantivyEngine:
             dropped = {a for a in dropped if self._holds(a)}
             if not changed and not dropped:
                 return 0
-            # sentences first: the chunk index holds the digests, so a crash between the two commits leaves the
-            # article looking changed and the next apply of it redoes both
-            self._write(self._sentences, changed, dropped, self._sentence_docs)
-            self._write(self._chunks, changed, dropped, self._chunk_docs)
+            articles = sorted(changed.keys() | dropped)
+            with self._writer(self._sentences) as sentences, self._writer(self._chunks) as chunks:
+                # sentences first: the chunk index holds the digests, so a crash between the two commits leaves
+                # the article looking changed and the next apply of it redoes both
+                for writer, documents in ((sentences, self._sentence_docs), (chunks, self._chunk_docs)):
+                    for article in articles:
+                        writer.delete_documents_by_term("article_id", article)
+                    for group in changed.values():
+                        for doc in documents(group):
+                            writer.add_document(doc)
+                    writer.commit()
         self.reload()
         log.debug("lexical engine: %d articles replaced, %d deleted", len(changed), len(dropped))
         return len(changed) + len(dropped)
 
-    def _write(self, index: tantivy.Index, changed: dict[str, list[LexicalChunk]], dropped: set[str],
-               documents: Callable[[Sequence[LexicalChunk]], Iterator[tantivy.Document]]) -> None:
+    @contextmanager
+    def _writer(self, index: tantivy.Index) -> Iterator[tantivy.IndexWriter]:
+        """tantivy's writer of ``index``, for one commit; what it did not commit is rolled back."""
         try:
             writer = index.writer(WRITER_HEAP_BYTES, 1)
         except ValueError as err:  # LockBusy: a writer that does not take our lock file (another program)
             raise NewsbotError(f"the lexical index in {self.path} is being written by another program; "
                                "try again when it has finished") from err
         try:
-            for article in sorted(changed.keys() | dropped):
-                writer.delete_documents_by_term("article_id", article)
-            for chunks in changed.values():
-                for doc in documents(chunks):
-                    writer.add_document(doc)
-            writer.commit()
+            yield writer
         except BaseException:
             writer.rollback()
             raise
