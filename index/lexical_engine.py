@@ -7,6 +7,9 @@ under tantivy's ``whitespace`` tokenizer, which neither lower-cases nor stems ag
 terms. Scores are on the snapshot's scale: tantivy's BM25 (k1 1.2, b 0.75, Lucene idf) divided by its (k1 + 1)
 factor, which bm25s's "lucene" variant leaves out. Field lengths are stored by tantivy as one byte, so long
 documents' lengths are quantised (scores differ from exact BM25 by a few percent; tests/test_lexical_engine.py).
+Deleted documents leave the results at once but stay in tantivy's BM25 statistics (document count, term document
+frequencies, average length) until a merge rewrites their segment; ``doc_freq`` and ``len`` count live documents.
+Re-applying an unchanged article is skipped (by a digest stored with each chunk), so it adds no such documents.
 
 Chunks and sentences live in two tantivy indexes under one directory, because tantivy takes BM25's document count
 and average length per index, not per field: sentences beside chunks would skew both. Writes take an exclusive
@@ -25,7 +28,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +41,7 @@ from index.types import NO_FILTERS, Filters
 
 log = logging.getLogger(__name__)
 
+TAG = "engine.json"  # records the format
 FORMAT = 1  # bump when the schema or what is indexed changes: an index of another format is refused
 K1 = 1.2  # tantivy's fixed BM25 parameters (b = 0.75), the snapshot's (index/lexical.py)
 WRITER_HEAP_BYTES = 50_000_000  # per index writer, one indexing thread each (tantivy's minimum is 15 MB)
@@ -69,8 +73,9 @@ class LexicalEngine(Protocol):
     ``terms`` are stemmed tokens (``index.lexical.tokenize``); a term given twice counts twice, as in the snapshot."""
 
     def apply(self, upserts: Sequence[LexicalChunk], deletes: Iterable[str] = ()) -> int:
-        """Replace every chunk of each upserted article by the given ones and drop the articles in ``deletes``, in
-        one commit; return how many articles changed (unchanged re-applications are skipped)."""
+        """Replace every chunk of each upserted article by the given ones (an upsert names all of an article's
+        chunks) and drop the articles in ``deletes`` (an article in both is upserted), in one commit per index;
+        return how many articles changed (re-applying an unchanged article is skipped)."""
         ...
 
     def reload(self) -> None:
@@ -142,21 +147,26 @@ class TantivyEngine:
         """The engine stored in ``path``, created empty when the directory holds none. A writer waits at most
         ``lock_timeout`` seconds for another process's write to finish."""
         path.mkdir(parents=True, exist_ok=True)
-        tag = path / "engine.json"
-        found = json.loads(tag.read_text()) if tag.exists() else None
-        if found is not None and found.get("format") != FORMAT:
-            raise NewsbotError(f"the lexical index in {path} is of format {found.get('format')}, this newsbot reads "
-                               f"format {FORMAT}: delete the directory and let it be rebuilt")
+        found = _format_of(path)
+        if found is None:  # a new engine, created under the writer lock: two processes starting at once agree
+            with _writer_lock(path, lock_timeout):
+                found = _format_of(path)
+                if found is None:
+                    for name, schema in (("chunks", _chunk_schema()), ("sentences", _sentence_schema())):
+                        (path / name).mkdir(exist_ok=True)
+                        tantivy.Index(schema, path=str(path / name), reuse=True)
+                    tmp = path / f"{TAG}.tmp{os.getpid()}"
+                    tmp.write_text(json.dumps({"format": FORMAT}))
+                    os.replace(tmp, path / TAG)
+                    found = FORMAT
+        if found != FORMAT:
+            raise NewsbotError(f"the lexical index in {path} is of format {found}, this newsbot reads format "
+                               f"{FORMAT}: delete the directory and let it be rebuilt")
         indexes = []
         for name, schema in (("chunks", _chunk_schema()), ("sentences", _sentence_schema())):
-            (path / name).mkdir(exist_ok=True)
             index = tantivy.Index(schema, path=str(path / name), reuse=True)
             index.config_reader("manual")  # a reader's view changes only on reload(): searches see one state
             indexes.append(index)
-        if found is None:
-            tmp = tag.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"format": FORMAT}))
-            os.replace(tmp, tag)
         return cls(path, indexes[0], indexes[1], lock_timeout)
 
     # -- reads ----------------------------------------------------------------------------------------------------
@@ -318,25 +328,39 @@ class TantivyEngine:
         return any(ix.searcher().search(_term(ix.schema, "article_id", article_id), 1, count=True).count
                    for ix in (self._chunks, self._sentences))
 
-    @contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """The engine's writer lock (an exclusive ``flock`` on ``writer.lock``), waiting up to ``lock_timeout``."""
-        fd = os.open(self.path / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as err:
-                    if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                        raise NewsbotError(f"the lexical index in {self.path} is being written by another process "
-                                           f"(waited {self.lock_timeout:g} s); try again when it has finished"
-                                           ) from err
-                    time.sleep(LOCK_POLL_SECONDS)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
+    def _write_lock(self) -> AbstractContextManager[None]:
+        return _writer_lock(self.path, self.lock_timeout)
+
+
+@contextmanager
+def _writer_lock(path: Path, timeout: float) -> Iterator[None]:
+    """The engine's writer lock (an exclusive ``flock`` on ``writer.lock``), waiting up to ``timeout`` seconds."""
+    fd = os.open(path / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    raise NewsbotError(f"the lexical index in {path} is being written by another process (waited "
+                                       f"{timeout:g} s); try again when it has finished") from err
+                time.sleep(LOCK_POLL_SECONDS)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _format_of(path: Path) -> object:
+    """The format recorded in ``path``'s tag, None when there is no tag yet."""
+    try:
+        return json.loads((path / TAG).read_text()).get("format")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as err:
+        raise NewsbotError(f"the lexical index in {path} has an unreadable {TAG}: delete the directory and let it "
+                           "be rebuilt") from err
 
 
 def _pairs(items: list[list[str]]) -> Iterator[tuple[list[str], list[str]]]:

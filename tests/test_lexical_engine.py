@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("tantivy")  # the optional "lexical" extra (in "dev")
+
 from index.errors import NewsbotError
 from index.lexical import tokenize
 from index.lexical_engine import LexicalChunk, LexicalEngine, TantivyEngine
@@ -238,6 +240,28 @@ def test_an_upsert_replaces_all_of_an_articles_chunks(tmp_path: Path, corpus: li
     assert engine.search_chunks(["zebra"], 5)[0][0] == "art2:new"
     assert engine.search_sentences(["zebra"], 5)[0][0] == "art2:new"
     assert not engine.scores_for(tokenize([old[0].text])[0], [c.id for c in old])
+
+
+def test_a_write_that_failed_between_the_two_commits_is_redone_by_the_next_apply(
+        tmp_path: Path, corpus: list[LexicalChunk], monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _fresh(tmp_path, corpus)
+    old = [c for c in corpus if c.article_id == "art2"]
+    new = LexicalChunk("art2:new", "art2", "cnn", 1_700_000_000, "Zebra", "Zebras crossed.",
+                       (("Zebras crossed.", "fact"),))
+
+    def broken(chunks: Sequence[LexicalChunk]) -> None:
+        raise RuntimeError("crash after the sentence commit")
+
+    monkeypatch.setattr(TantivyEngine, "_chunk_docs", staticmethod(broken))
+    with pytest.raises(RuntimeError):
+        engine.apply([new])
+    engine.reload()
+    assert engine.search_sentences(["zebra"], 5) and not engine.search_chunks(["zebra"], 5)  # out of step
+    monkeypatch.undo()
+    assert engine.apply([new]) == 1  # the chunk index still holds the old digests: the article is redone
+    assert engine.search_chunks(["zebra"], 5)[0][0] == engine.search_sentences(["zebra"], 5)[0][0] == "art2:new"
+    sentences = sum(len(c.sentences) for c in corpus) - sum(len(c.sentences) for c in old) + 1
+    assert engine._sentences.searcher().num_docs == sentences  # nothing indexed twice
 
 
 def test_an_index_of_another_format_is_refused(tmp_path: Path) -> None:
