@@ -33,6 +33,7 @@ from index.snapshot import SearchSnapshot  # noqa: E402
 from index.types import Filters  # noqa: E402
 
 DEPTH = 100  # RetrievalConfig.depth: candidates taken from each lexical source
+POOL = 350  # a fused candidate pool (dense, chunk and sentence BM25, outlets) re-scored exactly
 TOP = 10
 ARTICLES_PER_APPLY = 50  # the build is a sequence of incremental rounds, as a change feed would apply them
 
@@ -120,6 +121,9 @@ def main() -> None:
     changed = [LexicalChunk(c.id, c.article_id, c.source, c.published_ts, c.title, c.text + " Updated.",
                             c.sentences + (("Updated.", "fact"),)) for a in articles[:100] for c in by_article[a]]
     reader = TantivyEngine.open(work / "engine")
+    # of which: newsbot's own tokenizer on the round's texts (what the engine indexes is tokenised in Python)
+    texts = [t for c in changed for t in (c.title, c.text, *(s for s, _ in c.sentences))]
+    _, tokenize_ms = timed(lambda: tokenize(texts))
     _, round_ms = timed(lambda: engine.apply(changed))
     _, unchanged_ms = timed(lambda: engine.apply(changed))  # the same round again: skipped by digest
     _, reload_ms = timed(reader.reload)
@@ -128,7 +132,11 @@ def main() -> None:
 
     outlet = Counter(snap.sources).most_common(1)[0][0]
     lat: dict[str, list[float]] = {k: [] for k in ("chunks", "sentences", "chunks_outlet", "sentences_outlet",
-                                                   "snapshot_chunks", "snapshot_sentences")}
+                                                   "snapshot_chunks", "snapshot_sentences", "pool_chunks",
+                                                   "pool_sentences")}
+    rng = np.random.default_rng(0)
+    row_of = {c: i for i, c in enumerate(snap.ids)}
+    pool_error = {"chunks": 0.0, "sentences": 0.0}
     for q in questions:
         terms = tokenize([q])[0]
         lat["chunks"].append(timed(lambda: engine.search_chunks(terms, DEPTH))[1])  # noqa: B023 (called at once)
@@ -136,6 +144,17 @@ def main() -> None:
         lat["chunks_outlet"].append(timed(lambda: engine.search_chunks(terms, DEPTH, Filters(sources=(outlet,))))[1])  # noqa: B023
         lat["sentences_outlet"].append(
             timed(lambda: engine.search_sentences(terms, DEPTH, Filters(sources=(outlet,))))[1])  # noqa: B023
+        pool = list(dict.fromkeys([i for i, _ in engine.search_chunks(terms, DEPTH)]
+                                  + [i for i, _ in engine.search_sentences(terms, DEPTH)]
+                                  + [snap.ids[r] for r in rng.choice(len(snap), POOL, replace=False)]))[:POOL]
+        for name, fn, exact in (("chunks", engine.scores_for, snap.scores(q)),
+                                ("sentences", engine.sentence_scores_for, snap.sentence_scores(q))):
+            got, ms = timed(lambda: fn(terms, pool))  # noqa: B023
+            lat[f"pool_{name}"].append(ms)
+            for i in pool:
+                want = float(exact[row_of[i]])
+                err = abs(got.get(i, 0.0) - want) / want if want > 0 else float(i in got)  # type: ignore[attr-defined]
+                pool_error[name] = max(pool_error[name], err)
         lat["snapshot_chunks"].append(timed(lambda: top_ids(snap.scores(q), snap.ids, DEPTH))[1])  # noqa: B023
         lat["snapshot_sentences"].append(
             timed(lambda: top_ids(snap.sentence_scores(q), snap.ids, DEPTH))[1])  # noqa: B023
@@ -146,10 +165,12 @@ def main() -> None:
         "disk_bytes": du(work / "engine"), "disk_kb_per_chunk": round(du(work / "engine") / len(chunks) / 1024, 3),
         "disk_kb_per_chunk_chunks_index": round(du(work / "engine" / "chunks") / len(chunks) / 1024, 3),
         "disk_kb_per_chunk_sentences_index": round(du(work / "engine" / "sentences") / len(chunks) / 1024, 3),
-        "round_100_articles_ms": round(round_ms, 1), "round_chunks": len(changed),
+        "round_100_articles_ms": round(round_ms, 1),
+        "round_tokenize_ms": round(tokenize_ms, 1), "round_chunks": len(changed),
         "round_sentences": sum(len(c.sentences) for c in changed), "same_round_again_ms": round(unchanged_ms, 1),
         "reload_ms": round(reload_ms, 2), "questions": len(questions), "outlet_filter": outlet,
         "latency_ms": {k: {"p50": round(pct(v, 50), 2), "p95": round(pct(v, 95), 2)} for k, v in lat.items()},
+        "pool_size": POOL, "pool_worst_relative_error_after_churn": {k: round(v, 4) for k, v in pool_error.items()},
         "top10_agreement_fresh": fresh,
         # after the round and its reversal: the replaced documents still count in tantivy's BM25 statistics
         "top10_agreement_after_churn": agreement(engine, snap, questions),
