@@ -38,12 +38,13 @@ def test_one_module_per_heavy_dependency() -> None:
     every = {**_modules("index"), **_modules("bot"), **_modules("prompts")}
     owners = {lib: sorted(n for n, imps in every.items() if lib in imps)
               for lib in ("chromadb", "discord", "onnxruntime", "onnx", "safetensors", "torch", "transformers",
-                          "sentence_transformers", "bm25s", "mcp", "mcp_types")}
+                          "sentence_transformers", "bm25s", "mcp", "mcp_types", "tantivy")}
     assert owners["chromadb"] == ["index/store.py"]
     assert owners["onnxruntime"] == ["index/embed.py"]  # runs the graph (and quantises it)
     assert owners["onnx"] == owners["safetensors"] == ["index/bert_onnx.py"]  # builds the graph from the weights
     assert owners["torch"] == owners["transformers"] == owners["sentence_transformers"] == []  # not installed
     assert owners["bm25s"] == ["index/lexical.py"]
+    assert owners["tantivy"] == ["index/lexical_engine.py"]  # the incremental lexical engine (issue #16)
     assert owners["discord"] == ["bot/discord_bot.py"]
     assert owners["mcp"] == ["bot/mcp_server.py"] and owners["mcp_types"] == []
 

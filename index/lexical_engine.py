@@ -1,0 +1,372 @@
+"""The incremental lexical engine (issue #16): BM25 over chunks and over single sentences in an on-disk index that
+every process of a host shares, updated by the change (delete an article's documents, add its new ones, commit),
+never rebuilt from the corpus. ``LexicalEngine`` is the seam; ``TantivyEngine`` is the only code importing tantivy.
+
+Text is tokenised by ``index.lexical.tokenize`` (the snapshot's stemmer) and indexed as whitespace-joined tokens
+under tantivy's ``whitespace`` tokenizer, which neither lower-cases nor stems again, so terms are the snapshot's
+terms. Scores are on the snapshot's scale: tantivy's BM25 (k1 1.2, b 0.75, Lucene idf) divided by its (k1 + 1)
+factor, which bm25s's "lucene" variant leaves out. Field lengths are stored by tantivy as one byte, so long
+documents' lengths are quantised (scores differ from exact BM25 by a few percent; tests/test_lexical_engine.py).
+Deleted documents leave the results at once but stay in tantivy's BM25 statistics (document count, term document
+frequencies, average length) until a merge rewrites their segment; ``doc_freq`` and ``len`` count live documents.
+Re-applying an unchanged article is skipped (by a digest stored with each chunk), so it adds no such documents.
+
+Chunks and sentences live in two tantivy indexes under one directory, because tantivy takes BM25's document count
+and average length per index, not per field: sentences beside chunks would skew both. Writes take an exclusive
+lock file for the whole engine (waiting up to ``lock_timeout``), then tantivy's own writer lock on each index, and
+release both after the commit; readers never lock and see other processes' commits after ``reload()``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import tantivy
+
+from index.errors import NewsbotError
+from index.lexical import tokenize
+from index.types import NO_FILTERS, Filters
+
+log = logging.getLogger(__name__)
+
+TAG = "engine.json"  # records the format
+FORMAT = 1  # bump when the schema or what is indexed changes: an index of another format is refused
+K1 = 1.2  # tantivy's fixed BM25 parameters (b = 0.75), the snapshot's (index/lexical.py)
+WRITER_HEAP_BYTES = 50_000_000  # per index writer, one indexing thread each (tantivy's minimum is 15 MB)
+LOCK_POLL_SECONDS = 0.05
+SENTENCE_PAGE = 4  # sentence hits fetched per wanted chunk, per page
+
+
+@dataclass(frozen=True)
+class LexicalChunk:
+    """One chunk as the lexical engine indexes it: its filter columns, its title and text, and its sentences."""
+
+    id: str
+    article_id: str
+    source: str
+    published_ts: int  # unix seconds, 0 when unknown (then never inside a since/until window)
+    title: str
+    text: str
+    sentences: tuple[tuple[str, str], ...]  # (text, kind), as index.snapshot.classify_sentences gives them
+
+    def digest(self) -> str:
+        """A fingerprint of everything indexed for this chunk (re-applying an unchanged article is skipped)."""
+        blob = json.dumps([self.id, self.article_id, self.source, self.published_ts, self.title, self.text,
+                           self.sentences, FORMAT])
+        return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+class LexicalEngine(Protocol):
+    """BM25 over chunks (title and text) and over their single sentences, with filters, updated by the change.
+    ``terms`` are stemmed tokens (``index.lexical.tokenize``); a term given twice counts twice, as in the snapshot."""
+
+    def apply(self, upserts: Sequence[LexicalChunk], deletes: Iterable[str] = ()) -> int:
+        """Replace every chunk of each upserted article by the given ones (an upsert names all of an article's
+        chunks) and drop the articles in ``deletes`` (an article in both is upserted), in one commit per index;
+        return how many articles changed (re-applying an unchanged article is skipped)."""
+        ...
+
+    def reload(self) -> None:
+        """See what other processes have committed since this one opened or last reloaded."""
+        ...
+
+    def __len__(self) -> int:
+        """How many chunks are indexed."""
+        ...
+
+    def search_chunks(self, terms: Sequence[str], k: int, filters: Filters = NO_FILTERS) -> list[tuple[str, float]]:
+        """The ``k`` chunks of highest BM25 (score > 0) among those the filters keep, best first."""
+        ...
+
+    def search_sentences(self, terms: Sequence[str], k: int, filters: Filters = NO_FILTERS
+                         ) -> list[tuple[str, float]]:
+        """The ``k`` chunks whose best sentence scores highest, with that sentence's BM25, best first."""
+        ...
+
+    def scores_for(self, terms: Sequence[str], chunk_ids: Iterable[str]) -> dict[str, float]:
+        """Chunk BM25 of each of ``chunk_ids`` (a candidate pool); chunks without a matching term are left out."""
+        ...
+
+    def sentence_scores_for(self, terms: Sequence[str], chunk_ids: Iterable[str]) -> dict[str, float]:
+        """Best-sentence BM25 of each of ``chunk_ids``; chunks without a matching sentence are left out."""
+        ...
+
+    def doc_freq(self, term: str) -> int:
+        """How many indexed chunks hold ``term``."""
+        ...
+
+
+def _chunk_schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("chunk_id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("article_id", tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("source", tokenizer_name="raw", index_option="basic")
+    sb.add_integer_field("published_ts", indexed=True, fast=True)
+    sb.add_text_field("digest", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("terms", tokenizer_name="whitespace", index_option="freq")
+    return sb.build()
+
+
+def _sentence_schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("chunk_id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("article_id", tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("source", tokenizer_name="raw", index_option="basic")
+    sb.add_integer_field("published_ts", indexed=True, fast=True)
+    sb.add_integer_field("position", stored=True)
+    sb.add_text_field("kind", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("terms", tokenizer_name="whitespace", index_option="freq")
+    return sb.build()
+
+
+class TantivyEngine:
+    """``LexicalEngine`` on two tantivy indexes in ``path`` (``chunks/`` and ``sentences/``) on local disk."""
+
+    def __init__(self, path: Path, chunks: tantivy.Index, sentences: tantivy.Index, lock_timeout: float) -> None:
+        self.path = path
+        self.lock_timeout = lock_timeout
+        self._chunks = chunks
+        self._sentences = sentences
+        self._chunk_schema = chunks.schema
+        self._sentence_schema = sentences.schema
+
+    @classmethod
+    def open(cls, path: Path, *, lock_timeout: float = 10.0) -> TantivyEngine:
+        """The engine stored in ``path``, created empty when the directory holds none. A writer waits at most
+        ``lock_timeout`` seconds for another process's write to finish."""
+        path.mkdir(parents=True, exist_ok=True)
+        found = _format_of(path)
+        if found is None:  # a new engine, created under the writer lock: two processes starting at once agree
+            with _writer_lock(path, lock_timeout):
+                found = _format_of(path)
+                if found is None:
+                    for name, schema in (("chunks", _chunk_schema()), ("sentences", _sentence_schema())):
+                        (path / name).mkdir(exist_ok=True)
+                        tantivy.Index(schema, path=str(path / name), reuse=True)
+                    tmp = path / f"{TAG}.tmp{os.getpid()}"
+                    tmp.write_text(json.dumps({"format": FORMAT}))
+                    os.replace(tmp, path / TAG)
+                    found = FORMAT
+        if found != FORMAT:
+            raise NewsbotError(f"the lexical index in {path} is of format {found}, this newsbot reads format "
+                               f"{FORMAT}: delete the directory and let it be rebuilt")
+        indexes = []
+        for name, schema in (("chunks", _chunk_schema()), ("sentences", _sentence_schema())):
+            index = tantivy.Index(schema, path=str(path / name), reuse=True)
+            index.config_reader("manual")  # a reader's view changes only on reload(): searches see one state
+            indexes.append(index)
+        return cls(path, indexes[0], indexes[1], lock_timeout)
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self._chunks.reload()
+        self._sentences.reload()
+
+    def __len__(self) -> int:
+        return self._chunks.searcher().num_docs
+
+    def search_chunks(self, terms: Sequence[str], k: int, filters: Filters = NO_FILTERS) -> list[tuple[str, float]]:
+        query = self._query(self._chunk_schema, terms, filters)
+        if query is None or k <= 0:
+            return []
+        searcher = self._chunks.searcher()
+        return [(searcher.doc(addr).get_first("chunk_id"), score / (1 + K1))
+                for score, addr in searcher.search(query, k, count=False).hits]
+
+    def search_sentences(self, terms: Sequence[str], k: int, filters: Filters = NO_FILTERS
+                         ) -> list[tuple[str, float]]:
+        query = self._query(self._sentence_schema, terms, filters)
+        if query is None or k <= 0:
+            return []
+        best: dict[str, float] = {}
+        for chunk_id, score in self._sentence_hits(query, page=SENTENCE_PAGE * k):
+            best.setdefault(chunk_id, score)  # hits come best first: a chunk's first hit is its best sentence
+            if len(best) == k:
+                break
+        return list(best.items())
+
+    def scores_for(self, terms: Sequence[str], chunk_ids: Iterable[str]) -> dict[str, float]:
+        ids = list(dict.fromkeys(chunk_ids))
+        query = self._query(self._chunk_schema, terms, NO_FILTERS, chunk_ids=ids)
+        if query is None or not ids:
+            return {}
+        searcher = self._chunks.searcher()
+        return {searcher.doc(addr).get_first("chunk_id"): score / (1 + K1)
+                for score, addr in searcher.search(query, len(ids), count=False).hits}
+
+    def sentence_scores_for(self, terms: Sequence[str], chunk_ids: Iterable[str]) -> dict[str, float]:
+        ids = list(dict.fromkeys(chunk_ids))
+        query = self._query(self._sentence_schema, terms, NO_FILTERS, chunk_ids=ids)
+        if query is None or not ids:
+            return {}
+        best: dict[str, float] = {}
+        for chunk_id, score in self._sentence_hits(query, page=SENTENCE_PAGE * len(ids)):
+            best.setdefault(chunk_id, score)
+        return best
+
+    def doc_freq(self, term: str) -> int:
+        # tantivy's own doc_freq still counts deleted documents until their segment is merged: count live ones
+        query = _term(self._chunk_schema, "terms", term)
+        return self._chunks.searcher().search(query, 1, count=True).count or 0
+
+    def _sentence_hits(self, query: tantivy.Query, page: int) -> Iterator[tuple[str, float]]:
+        """Every matching sentence as (chunk id, score), best first, fetched a page at a time."""
+        searcher = self._sentences.searcher()
+        offset = 0
+        while True:
+            hits = searcher.search(query, page, count=False, offset=offset).hits
+            for score, addr in hits:
+                yield searcher.doc(addr).get_first("chunk_id"), score / (1 + K1)
+            if len(hits) < page:
+                return
+            offset += page
+
+    def _query(self, schema: tantivy.Schema, terms: Sequence[str], filters: Filters,
+               chunk_ids: Sequence[str] = ()) -> tantivy.Query | None:
+        """BM25 of ``terms`` (each weighted by how often it is given) over the documents the filters keep, or
+        None when nothing can match."""
+        if not terms or (filters.articles is not None and not filters.articles):
+            return None
+        Q, must = tantivy.Query, tantivy.Occur.Must
+        text = Q.boolean_query([(tantivy.Occur.Should, Q.boost_query(_term(schema, "terms", t), n))
+                                for t, n in Counter(terms).items()])
+        keep: list[tantivy.Query] = []
+        if filters.sources:
+            keep.append(Q.term_set_query(schema, "source", list(filters.sources)))
+        if filters.since is not None or filters.until is not None:
+            keep.append(Q.range_query(schema, "published_ts", tantivy.FieldType.Integer, filters.since, filters.until))
+        if filters.articles is not None:
+            keep.append(Q.term_set_query(schema, "article_id", sorted(filters.articles)))
+        if chunk_ids:
+            keep.append(Q.term_set_query(schema, "chunk_id", list(chunk_ids)))
+        if not keep:
+            return text
+        # a filter clause scoring 0 restricts the documents without changing their BM25
+        return Q.boolean_query([(must, text)] + [(must, Q.const_score_query(q, 0.0)) for q in keep])
+
+    # -- writes ---------------------------------------------------------------------------------------------------
+    def apply(self, upserts: Sequence[LexicalChunk], deletes: Iterable[str] = ()) -> int:
+        by_article: dict[str, list[LexicalChunk]] = {}
+        for chunk in {c.id: c for c in upserts}.values():  # a chunk given twice is indexed once (the last one)
+            by_article.setdefault(chunk.article_id, []).append(chunk)
+        dropped = set(deletes) - set(by_article)
+        with self._write_lock():
+            self.reload()  # compare with what is committed now, not with this process's last view
+            changed = {a: cs for a, cs in by_article.items() if self._stored_digests(a) != {c.digest() for c in cs}}
+            dropped = {a for a in dropped if self._holds(a)}
+            if not changed and not dropped:
+                return 0
+            articles = sorted(changed.keys() | dropped)
+            with self._writer(self._sentences) as sentences, self._writer(self._chunks) as chunks:
+                # sentences first: the chunk index holds the digests, so a crash between the two commits leaves
+                # the article looking changed and the next apply of it redoes both
+                for writer, documents in ((sentences, self._sentence_docs), (chunks, self._chunk_docs)):
+                    for article in articles:
+                        writer.delete_documents_by_term("article_id", article)
+                    for group in changed.values():
+                        for doc in documents(group):
+                            writer.add_document(doc)
+                    writer.commit()
+        self.reload()
+        log.debug("lexical engine: %d articles replaced, %d deleted", len(changed), len(dropped))
+        return len(changed) + len(dropped)
+
+    @contextmanager
+    def _writer(self, index: tantivy.Index) -> Iterator[tantivy.IndexWriter]:
+        """tantivy's writer of ``index``, for one commit; what it did not commit is rolled back."""
+        try:
+            writer = index.writer(WRITER_HEAP_BYTES, 1)
+        except ValueError as err:  # LockBusy: a writer that does not take our lock file (another program)
+            raise NewsbotError(f"the lexical index in {self.path} is being written by another program; "
+                               "try again when it has finished") from err
+        try:
+            yield writer
+        except BaseException:
+            writer.rollback()
+            raise
+        finally:
+            writer.wait_merging_threads()  # finishes merges and releases tantivy's writer lock
+
+    @staticmethod
+    def _chunk_docs(chunks: Sequence[LexicalChunk]) -> Iterator[tantivy.Document]:
+        texts = tokenize([t for chunk in chunks for t in (chunk.title, chunk.text)])
+        for c, (title, text) in zip(chunks, _pairs(texts), strict=True):
+            yield tantivy.Document(chunk_id=c.id, article_id=c.article_id, source=c.source,
+                                   published_ts=c.published_ts, digest=c.digest(), terms=" ".join(title + text))
+
+    @staticmethod
+    def _sentence_docs(chunks: Sequence[LexicalChunk]) -> Iterator[tantivy.Document]:
+        terms = iter(tokenize([s for c in chunks for s, _ in c.sentences]))
+        for c in chunks:
+            for i, (_, kind) in enumerate(c.sentences):
+                yield tantivy.Document(chunk_id=c.id, article_id=c.article_id, source=c.source,
+                                       published_ts=c.published_ts, position=i, kind=kind,
+                                       terms=" ".join(next(terms)))
+
+    def _stored_digests(self, article_id: str) -> set[str]:
+        searcher = self._chunks.searcher()
+        query = _term(self._chunk_schema, "article_id", article_id)
+        found = searcher.search(query, 1, count=True)
+        if not found.count:
+            return set()
+        hits = searcher.search(query, found.count, count=False).hits if found.count > 1 else found.hits
+        return {searcher.doc(addr).get_first("digest") for _, addr in hits}
+
+    def _holds(self, article_id: str) -> bool:
+        return any(ix.searcher().search(_term(ix.schema, "article_id", article_id), 1, count=True).count
+                   for ix in (self._chunks, self._sentences))
+
+    def _write_lock(self) -> AbstractContextManager[None]:
+        return _writer_lock(self.path, self.lock_timeout)
+
+
+@contextmanager
+def _writer_lock(path: Path, timeout: float) -> Iterator[None]:
+    """The engine's writer lock (an exclusive ``flock`` on ``writer.lock``), waiting up to ``timeout`` seconds."""
+    fd = os.open(path / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    raise NewsbotError(f"the lexical index in {path} is being written by another process (waited "
+                                       f"{timeout:g} s); try again when it has finished") from err
+                time.sleep(LOCK_POLL_SECONDS)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _format_of(path: Path) -> object:
+    """The format recorded in ``path``'s tag, None when there is no tag yet."""
+    try:
+        return json.loads((path / TAG).read_text()).get("format")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as err:
+        raise NewsbotError(f"the lexical index in {path} has an unreadable {TAG}: delete the directory and let it "
+                           "be rebuilt") from err
+
+
+def _pairs(items: list[list[str]]) -> Iterator[tuple[list[str], list[str]]]:
+    it = iter(items)
+    return zip(it, it, strict=True)
+
+
+def _term(schema: tantivy.Schema, field: str, value: str) -> tantivy.Query:
+    return tantivy.Query.term_query(schema, field, value, index_option="freq" if field == "terms" else "basic")
