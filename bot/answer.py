@@ -18,10 +18,10 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date
 
 from bot.types import Answer, Citation, Statement
-from index import phrases, split_sentences, terms
+from index import phrases, span_label, split_sentences, terms
 from index.types import Passage, Sentence
 
 MIN_WORDS = 4
@@ -380,12 +380,10 @@ def abstention(question: str, passages: Sequence[Passage], config: AnswerConfig 
 
 def _lead(p: Passage) -> str:
     """"Outlet, 18 Nov 2023" for a quote in a multi-source answer."""
-    day = ""
-    if p.published_at:
-        try:
-            day = datetime.fromisoformat(p.published_at).strftime("%-d %b %Y")
-        except ValueError:
-            day = p.published_at[:10]
+    try:
+        day = span_label(*(2 * [date.fromisoformat(p.published_at[:10])])) if p.published_at else ""
+    except ValueError:
+        day = p.published_at[:10]
     return ", ".join(x for x in (p.source, day) if x)
 
 

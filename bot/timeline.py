@@ -67,13 +67,18 @@ def compose_timeline(question: str, topic: str, passages: Sequence[Passage], idf
     if len(kept) < MIN_EVENTS:
         return None
     kept.sort(key=lambda e: (e.passage.published_at, -e.fit))
+    return _dated(question, kept, passages, timeline=True)
+
+
+def _dated(question: str, events: Sequence[_Event], passages: Sequence[Passage], *, timeline: bool) -> Answer:
+    """An answer of ``events`` in the given order, one cited sentence each, led by its day and outlet."""
     statements, citations = [], []
-    for n, e in enumerate(kept, 1):
+    for n, e in enumerate(events, 1):
         lead = ", ".join(x for x in (span_label(e.day, e.day), e.passage.source) if x)
         statements.append(Statement(e.text, (n,), lead=lead))
         citations.append(Citation.of(n, e.passage, (e.text,)))
     return Answer(question=question, statements=tuple(statements), citations=tuple(citations), abstained=False,
-                  passages=tuple(passages), timeline=True)
+                  passages=tuple(passages), timeline=timeline)
 
 
 def _spread(events: list[_Event], limit: int) -> list[_Event]:
@@ -118,13 +123,7 @@ def headlines(question: str, passages: Sequence[Passage], *, since: date, until:
         return None
     kept = sorted(first.values(), key=lambda e: -e.fit)[: config.max_quotes]
     kept.sort(key=lambda e: e.passage.published_at, reverse=True)
-    statements, citations = [], []
-    for n, e in enumerate(kept, 1):
-        lead = ", ".join(x for x in (span_label(e.day, e.day), e.passage.source) if x)
-        statements.append(Statement(e.text, (n,), lead=lead))
-        citations.append(Citation.of(n, e.passage, (e.text,)))
-    return Answer(question=question, statements=tuple(statements), citations=tuple(citations), abstained=False,
-                  passages=tuple(passages))
+    return _dated(question, kept, passages, timeline=False)
 
 
 def newest_first(answer: Answer) -> Answer:
