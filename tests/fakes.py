@@ -5,6 +5,8 @@ chat model replies from a queue, and the embedder is a deterministic bag of word
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import io
 import logging
@@ -14,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -349,3 +351,19 @@ def in_process_cli(monkeypatch: Any, capsys: Any) -> Any:
     return run
 
 
+@contextlib.asynccontextmanager
+async def loop_ticks(every: float = 0.01) -> AsyncIterator[list[float]]:
+    """The times at which a task that wakes every ``every`` seconds ran, while the block runs: gaps between them
+    are how long the event loop was blocked."""
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.perf_counter())
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(ticker())
+    try:
+        yield ticks
+    finally:
+        task.cancel()

@@ -32,6 +32,7 @@ from tests.fakes import (
     ScriptedApp,
     ScriptedChat,
     assert_never_pings,
+    loop_ticks,
     make_answer,
     make_bot,
     make_channel,
@@ -211,16 +212,8 @@ async def test_even_a_failing_defer_gets_a_reply(tmp_path: Path) -> None:
 async def test_a_slow_answer_does_not_block_the_event_loop(tmp_path: Path) -> None:
     events: list[Any] = []
     bot = make_bot(ScriptedApp(events, delay=0.6), tmp_path)
-    ticks: list[float] = []
-
-    async def ticker() -> None:
-        while True:
-            ticks.append(time.perf_counter())
-            await asyncio.sleep(0.01)
-
-    task = asyncio.create_task(ticker())
-    await slash(bot, "ask", make_interaction(events), "slow?")
-    task.cancel()
+    async with loop_ticks() as ticks:
+        await slash(bot, "ask", make_interaction(events), "slow?")
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     assert len(ticks) > 25 and max(gaps) < 0.25
     assert events[-1][0] == "followup"
@@ -655,14 +648,6 @@ async def test_streaming_never_blocks_the_event_loop(tmp_path: Path) -> None:
 
     events: list[Any] = []
     bot = streaming_bot(tmp_path, SlowChat(LLM_REPLY), time.monotonic)
-    ticks: list[float] = []
-
-    async def ticker() -> None:
-        while True:
-            ticks.append(time.perf_counter())
-            await asyncio.sleep(0.01)
-
-    task = asyncio.create_task(ticker())
-    await slash(bot, "ask", make_interaction(events), "how did the council vote?")
-    task.cancel()
+    async with loop_ticks() as ticks:
+        await slash(bot, "ask", make_interaction(events), "how did the council vote?")
     assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.1
