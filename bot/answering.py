@@ -156,7 +156,12 @@ class Answerer:
             weights = self.search.term_weights(" ".join((standalone, context, *parts)))
             names = question_names(standalone, self.search.outlets())
             # a time-bound question's time words are not what its answer is about
-            asked = self.search.time_intent(question, day).topic if found is not None else question
+            if found is None:
+                asked = question
+            elif standalone == question and intent.periods <= 1:
+                asked = intent.topic  # already read off this very question
+            else:
+                asked = self.search.time_intent(question, day).topic
             answer = compose(asked, quotable, weights, context=context, parts=parts, config=cfg.answer,
                              names=names, unknown=self.search.unknown_terms(names))
             answer = replace(answer, question=question, passages=tuple(passages))

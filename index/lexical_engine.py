@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,27 +108,26 @@ class LexicalEngine(Protocol):
         ...
 
 
-def _chunk_schema() -> tantivy.Schema:
+def _schema(*own: Callable[[tantivy.SchemaBuilder], object]) -> tantivy.Schema:
+    """A schema with the fields both indexes filter on, ``own`` fields, and the pre-tokenised terms last."""
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("chunk_id", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("article_id", tokenizer_name="raw", index_option="basic")
     sb.add_text_field("source", tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("published_ts", indexed=True, fast=True)
-    sb.add_text_field("digest", stored=True, tokenizer_name="raw", index_option="basic")
+    for add in own:
+        add(sb)
     sb.add_text_field("terms", tokenizer_name="whitespace", index_option="freq")
     return sb.build()
+
+
+def _chunk_schema() -> tantivy.Schema:
+    return _schema(lambda sb: sb.add_text_field("digest", stored=True, tokenizer_name="raw", index_option="basic"))
 
 
 def _sentence_schema() -> tantivy.Schema:
-    sb = tantivy.SchemaBuilder()
-    sb.add_text_field("chunk_id", stored=True, tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("article_id", tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("source", tokenizer_name="raw", index_option="basic")
-    sb.add_integer_field("published_ts", indexed=True, fast=True)
-    sb.add_integer_field("position", stored=True)
-    sb.add_text_field("kind", stored=True, tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("terms", tokenizer_name="whitespace", index_option="freq")
-    return sb.build()
+    return _schema(lambda sb: sb.add_integer_field("position", stored=True),
+                   lambda sb: sb.add_text_field("kind", stored=True, tokenizer_name="raw", index_option="basic"))
 
 
 class TantivyEngine:
