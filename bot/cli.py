@@ -386,6 +386,7 @@ def _stats(services: Services, args: argparse.Namespace) -> int:
     print(f"published:       {s.first_published or '-'} … {s.last_published or '-'}")
     print(f"index:           {s.data_dir} (Chroma {s.chroma_mode}: {s.chroma_location})")
     print(f"embedding model: {s.embedding_model}")
+    print(f"lexical index:   {s.lexical}, {s.lexical_chunks} chunks")
     return EXIT_OK
 
 

@@ -374,7 +374,14 @@ class Index:
                           first_published=dates[0] if dates else None, last_published=dates[-1] if dates else None,
                           data_dir=str(self.layout.data_dir.resolve()), chroma_mode=store.mode,
                           chroma_location=store.location,
-                          embedding_model=store.embedding_model or self.embedding_model)
+                          embedding_model=store.embedding_model or self.embedding_model,
+                          lexical=self.lexical_backend(), lexical_chunks=len(self.follower.engine))
+
+    def lexical_backend(self) -> str:
+        """Which lexical engine answers: this host's tantivy engine. The store is probed for Chroma's own sparse
+        search (distributed Chroma / Chroma Cloud); ``LexicalEngine`` is the seam an engine on it would fill."""
+        offered = self.store.hybrid_search_available()
+        return "tantivy (this host)" + ("; Chroma's search API is available on this store" if offered else "")
 
     @property
     def location(self) -> str:

@@ -372,6 +372,18 @@ class ChromaStore:
                 offset += self.query_limit
         return out
 
+    def hybrid_search_available(self) -> bool:
+        """Does this deployment offer Chroma's own Search API (sparse/BM25 ranking)? Distributed Chroma and Chroma
+        Cloud do; embedded and single-node servers (1.5) answer "not implemented for local"."""
+        try:
+            from chromadb import Knn, Search
+
+            self._chunks.search(Search().rank(Knn(query=[0.0] * 384)).limit(1))
+        except Exception as err:  # NotImplementedError locally, a server error for a local executor, or older
+            log.debug("Chroma's search API is not available here: %s", first_line(err))
+            return False
+        return True
+
     # -- dense search ----------------------------------------------------------------------------------------
     def nearest(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """The ``n`` (at most ``query_limit``) chunks nearest to a unit ``vector`` by Chroma's HNSW index, with

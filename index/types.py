@@ -174,13 +174,16 @@ class IndexStats:
     chroma_mode: str
     chroma_location: str
     embedding_model: str
+    lexical: str = ""  # which lexical engine answers (and what the store offers instead)
+    lexical_chunks: int = 0  # chunks this host's lexical engine holds (= chunks once it has followed every change)
 
     def as_dict(self) -> dict[str, Any]:
         """The documented ``stats --json`` shape."""
         return {"articles": self.articles, "chunks": self.chunks, "sources": list(self.sources),
                 "first_published": self.first_published, "last_published": self.last_published,
                 "data_dir": self.data_dir, "chroma": {"mode": self.chroma_mode, "location": self.chroma_location},
-                "embedding_model": self.embedding_model}
+                "embedding_model": self.embedding_model,
+                "lexical": {"engine": self.lexical, "chunks": self.lexical_chunks}}
 
 
 @dataclass(frozen=True)

@@ -318,3 +318,11 @@ def test_an_engine_of_another_format_is_built_again_from_the_store(tmp_path: Pat
     again = _app(data)
     assert again.index.search(QUESTION, k=1)[0].article_id == articles[5].id
     assert json.loads((directory / "engine.json").read_text())["format"] != 0
+
+
+def test_stats_say_which_lexical_engine_answers_and_probe_chromas_own(tmp_path: Path) -> None:
+    app = _app(tmp_path / "data")
+    app.index.ingest(_articles(app))
+    stats = app.index.stats().as_dict()
+    assert stats["lexical"] == {"engine": "tantivy (this host)", "chunks": stats["chunks"]}
+    assert app.index.store.hybrid_search_available() is False  # embedded Chroma 1.5: "not implemented for local"
