@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -43,11 +44,18 @@ from index.types import NO_FILTERS, ChunkMeta, Filters
 log = logging.getLogger(__name__)
 
 TAG = "engine.json"  # records the format
-FORMAT = 3  # bump when the schema or what is indexed changes: an index of another format is refused
+FORMAT = 4  # bump when the schema or what is indexed changes: an index of another format is refused
 K1 = 1.2  # tantivy's fixed BM25 parameters (b = 0.75), the snapshot's (index/lexical.py)
 WRITER_HEAP_BYTES = 50_000_000  # per index writer, one indexing thread each (tantivy's minimum is 15 MB)
 LOCK_POLL_SECONDS = 0.05
 SENTENCE_PAGE = 4  # sentence hits fetched per wanted chunk, per page
+
+
+@lru_cache(maxsize=1 << 16)
+def chunk_key(chunk_id: str) -> int:
+    """A chunk id as a signed 64-bit number (a fast field), so scores of known chunks are read without fetching
+    a stored document per hit."""
+    return int.from_bytes(hashlib.blake2b(chunk_id.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class EngineFormatError(NewsbotError):
@@ -161,6 +169,7 @@ def _schema(*own: Callable[[tantivy.SchemaBuilder], object]) -> tantivy.Schema:
     sb.add_text_field("article_id", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("source", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_integer_field("published_ts", stored=True, indexed=True, fast=True)
+    sb.add_integer_field("key", fast=True)  # chunk_key(chunk_id): read in bulk without fetching documents
     for add in own:
         add(sb)
     sb.add_text_field("terms", tokenizer_name="whitespace", index_option="freq")
@@ -258,31 +267,49 @@ class TantivyEngine:
         query = self._query(self._sentence_schema, terms, filters)
         if query is None or k <= 0:
             return []
-        best: dict[str, float] = {}
-        for chunk_id, score in self._sentence_hits(query, page=SENTENCE_PAGE * k):
-            best.setdefault(chunk_id, score)  # hits come best first: a chunk's first hit is its best sentence
-            if len(best) == k:
+        searcher = self._sentences.searcher()
+        page, offset = SENTENCE_PAGE * k, 0
+        best: dict[int, tuple[float, object]] = {}  # key -> (score, address of the chunk's best sentence)
+        while len(best) < k:
+            hits = searcher.search(query, page, count=False, offset=offset).hits
+            keys = searcher.fast_field_values("key", [addr for _, addr in hits]) if hits else []
+            for (score, addr), key in zip(hits, keys, strict=True):
+                if key not in best:  # hits come best first: a chunk's first hit is its best sentence
+                    best[key] = (score, addr)
+                    if len(best) == k:
+                        break
+            if len(hits) < page:
                 break
-        return list(best.items())
+            offset += page
+        return [(searcher.doc(addr).get_first("chunk_id"), score / (1 + K1)) for score, addr in best.values()]
 
     def scores_for(self, terms: Sequence[str], chunk_ids: Iterable[str]) -> dict[str, float]:
-        ids = list(dict.fromkeys(chunk_ids))
-        query = self._query(self._chunk_schema, terms, NO_FILTERS, chunk_ids=ids)
+        ids = {chunk_key(i): i for i in chunk_ids}
+        query = self._query(self._chunk_schema, terms, NO_FILTERS, chunk_ids=list(ids.values()))
         if query is None or not ids:
             return {}
         searcher = self._chunks.searcher()
-        return {searcher.doc(addr).get_first("chunk_id"): score / (1 + K1)
-                for score, addr in searcher.search(query, len(ids), count=False).hits}
+        hits = searcher.search(query, len(ids), count=False).hits
+        keys = searcher.fast_field_values("key", [addr for _, addr in hits]) if hits else []
+        return {ids[key]: score / (1 + K1) for (score, _), key in zip(hits, keys, strict=True) if key in ids}
 
     def sentence_scores_for(self, terms: Sequence[str], chunk_ids: Iterable[str]) -> dict[str, float]:
-        ids = list(dict.fromkeys(chunk_ids))
-        query = self._query(self._sentence_schema, terms, NO_FILTERS, chunk_ids=ids)
+        ids = {chunk_key(i): i for i in chunk_ids}
+        query = self._query(self._sentence_schema, terms, NO_FILTERS, chunk_ids=list(ids.values()))
         if query is None or not ids:
             return {}
+        searcher = self._sentences.searcher()
         best: dict[str, float] = {}
-        for chunk_id, score in self._sentence_hits(query, page=SENTENCE_PAGE * len(ids)):
-            best.setdefault(chunk_id, score)
-        return best
+        page, offset = SENTENCE_PAGE * len(ids), 0
+        while True:
+            hits = searcher.search(query, page, count=False, offset=offset).hits
+            keys = searcher.fast_field_values("key", [addr for _, addr in hits]) if hits else []
+            for (score, _), key in zip(hits, keys, strict=True):
+                if key in ids:
+                    best.setdefault(ids[key], score / (1 + K1))  # best first: the first hit is the best
+            if len(hits) < page:
+                return best
+            offset += page
 
     def doc_freq(self, term: str) -> int:
         # tantivy's own doc_freq still counts deleted documents until their segment is merged: count live ones
@@ -345,18 +372,6 @@ class TantivyEngine:
         """Every indexed article's id."""
         found = self._chunks.searcher().terms_with_prefix("article_id", "", filter_query=tantivy.Query.all_query())
         return [term for term, n in found if n]
-
-    def _sentence_hits(self, query: tantivy.Query, page: int) -> Iterator[tuple[str, float]]:
-        """Every matching sentence as (chunk id, score), best first, fetched a page at a time."""
-        searcher = self._sentences.searcher()
-        offset = 0
-        while True:
-            hits = searcher.search(query, page, count=False, offset=offset).hits
-            for score, addr in hits:
-                yield searcher.doc(addr).get_first("chunk_id"), score / (1 + K1)
-            if len(hits) < page:
-                return
-            offset += page
 
     def _query(self, schema: tantivy.Schema, terms: Sequence[str], filters: Filters,
                chunk_ids: Sequence[str] = ()) -> tantivy.Query | None:
@@ -440,7 +455,8 @@ class TantivyEngine:
         texts = tokenize([t for chunk in chunks for t in (chunk.title, chunk.text)])
         for c, (title, text) in zip(chunks, _pairs(texts), strict=True):
             yield tantivy.Document(chunk_id=c.id, article_id=c.article_id, source=c.source,
-                                   published_ts=c.published_ts, digest=c.digest(), terms=" ".join(title + text),
+                                   published_ts=c.published_ts, key=chunk_key(c.id), digest=c.digest(),
+                                   terms=" ".join(title + text),
                                    day=c.chunk_meta.day)
 
     @staticmethod
@@ -454,7 +470,7 @@ class TantivyEngine:
         for c in chunks:
             for i, (_, kind) in enumerate(c.sentences):
                 yield tantivy.Document(chunk_id=c.id, article_id=c.article_id, source=c.source,
-                                       published_ts=c.published_ts, position=i, kind=kind,
+                                       published_ts=c.published_ts, key=chunk_key(c.id), position=i, kind=kind,
                                        terms=" ".join(next(terms)))
 
     def _stored_digests(self, article_id: str) -> set[str]:

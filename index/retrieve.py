@@ -51,6 +51,8 @@ class RetrievalConfig:
     """Depths and weights of the hybrid search (chosen on MultiHop-RAG dev questions; see README)."""
 
     depth: int = 100  # candidates taken from each of dense, chunk BM25 and sentence BM25 (per question part)
+    dense_fetch: int = 300  # HNSW results read per question: the first ``depth`` are candidates, the rest only
+    # give other candidates their exact cosine (fewer vectors fetched by id)
     outlet_depth: int = 50  # lexical candidates taken per outlet named in the question
     dense_weight: float = 0.4  # dense vs chunk BM25, within the chunk-level score
     sentence_weight: float = 0.3  # best-sentence BM25 (per question part) vs the chunk-level score
@@ -140,32 +142,43 @@ class Retriever:
         return self._search_time(question, k, filters, window, recency, as_of)
 
     # -- candidates ------------------------------------------------------------------------------------------
-    def _dense(self, engine: TantivyEngine, vector: np.ndarray, n: int, filters: Filters) -> dict[str, float]:
+    def _dense(self, engine: TantivyEngine, vector: np.ndarray, n: int, filters: Filters,
+               known: dict[str, float]) -> dict[str, float]:
         """The ``n`` chunks nearest to ``vector`` among those the filters keep: over-fetched and post-filtered when
-        the filter is broad, pre-filtered by Chroma when it is selective."""
-        store = self.follower.store
+        the filter is broad, pre-filtered by Chroma when it is selective. Every cosine the queries returned (more
+        than ``n`` when over-fetched: ``dense_fetch``) goes into ``known``, saving those chunks' vectors later."""
+        store, cfg = self.follower.store, self.config
         if not filters:
-            return dict(store.nearest(vector, n))
+            hits = store.nearest(vector, max(n, cfg.dense_fetch))
+            known.update(hits)
+            return dict(hits[:n])
         kept = engine.count(filters)
         if not kept:
             return {}
         want = math.ceil(n * len(engine) / kept)
         if want <= store.query_limit:
-            hits = store.nearest(vector, want)
+            hits = store.nearest(vector, max(want, cfg.dense_fetch))
+            known.update(hits)
             info = engine.describe(i for i, _ in hits)
             found = {i: s for i, s in hits if i in info and _keeps(filters, info[i])}
             if len(found) >= min(n, kept) // 2:
                 return dict(list(found.items())[:n])
-        return dict(store.nearest(vector, n, _where(filters)))
+        hits = store.nearest(vector, n, _where(filters))
+        known.update(hits)
+        return dict(hits)
 
-    def _lexical(self, engine: TantivyEngine, question: str, parts: Iterable[str], n: int, filters: Filters
-                 ) -> tuple[set[str], set[str]]:
+    def _lexical(self, engine: TantivyEngine, question: str, parts: Iterable[str], n: int, filters: Filters,
+                 best: dict[str, float] | None = None) -> tuple[set[str], set[str]]:
         """Chunks of the ``n`` best chunk BM25 for the question, and of the ``n`` best sentences of each part (of
-        which the ``n`` best by the maximum over parts are kept, once their scores are known)."""
+        which the ``n`` best by the maximum over parts are kept, once their scores are known); ``best`` receives
+        each part's best sentence score."""
         chunks = {i for i, _ in engine.search_chunks(tokenize([question])[0], n, filters)}
         sentences: set[str] = set()
         for part in parts:
-            sentences |= {i for i, _ in engine.search_sentences(tokenize([part])[0], n, filters)}
+            found = engine.search_sentences(tokenize([part])[0], n, filters)
+            sentences |= {i for i, _ in found}
+            if best is not None:
+                best[part] = found[0][1] if found else 0.0
         return chunks, sentences
 
     def _search_time(self, question: str, k: int, filters: Filters, window: TimeWindow | None, recency: bool,
@@ -183,20 +196,21 @@ class Retriever:
         query_plan = self.plan(question)
         parts = (query_plan.clauses if cfg.split_clauses else ()) or (question,)
         terms = _memo(lambda text: tokenize([text])[0])
-        # each part's best sentence anywhere the filters allow: its sentence scores are relative to it
-        part_top = {p: next((s for _, s in engine.search_sentences(terms(p), 1, filters)), 0.0) for p in parts}
+        # each part's best sentence anywhere the filters allow (its sentence scores are relative to it), and the
         # candidate sets: (chunk ids kept whole, sentence candidates of which the best ``depth`` are kept)
-        lexical = [(*self._lexical(engine, question, parts, cfg.depth, filters), cfg.depth)]
+        part_top: dict[str, float] = {}
+        lexical = [(*self._lexical(engine, question, parts, cfg.depth, filters, part_top), cfg.depth)]
         outlet_filters = [f for f in (_with_sources(filters, g) for g in query_plan.outlets) if f is not None]
         for f in outlet_filters:
             lexical.append((*self._lexical(engine, question, parts, cfg.outlet_depth, f), cfg.outlet_depth))
         stages.mark("lexical")
-        dense_hits = self._dense(engine, vector, cfg.depth, filters)
+        known: dict[str, float] = {}  # every exact cosine the dense queries returned
+        dense_hits = self._dense(engine, vector, cfg.depth, filters, known)
         pool_dense = set(dense_hits)
         window_lexical: list[tuple[set[str], set[str], int]] = []
         in_window_filter = _window_filters(window, filters) if window is not None and not query_plan.days else None
         if in_window_filter is not None:
-            window_dense = self._dense(engine, vector, cfg.window_depth, in_window_filter)
+            window_dense = self._dense(engine, vector, cfg.window_depth, in_window_filter, known)
             dense_hits.update(window_dense)
             window_lexical = [(set(window_dense), set(), 0),
                               (*self._lexical(engine, question, parts, cfg.window_depth, in_window_filter),
@@ -209,10 +223,10 @@ class Retriever:
         if not ids:
             self.last_stages = stages.ms
             return TimedPassages([], window)
-        missing = [i for i in ids if i not in dense_hits]
+        missing = [i for i in ids if i not in known]
         if missing:
-            dense_hits.update({i: float(v @ vector) for i, v in self.follower.store.vectors(missing).items()})
-        dense = np.asarray([dense_hits.get(i, 0.0) for i in ids], dtype=np.float32)
+            known.update({i: float(v @ vector) for i, v in self.follower.store.vectors(missing).items()})
+        dense = np.asarray([known.get(i, 0.0) for i in ids], dtype=np.float32)
         stages.mark("vectors")
         chunk_scores = engine.scores_for(terms(question), ids)
         chunk_bm25 = np.asarray([chunk_scores.get(i, 0.0) for i in ids], dtype=np.float32)
