@@ -77,3 +77,28 @@ def test_outlets_are_known_when_the_snapshot_was_loaded_before_the_first_search(
     assert fast_app.index.size() > 0  # the CLI and Discord load the snapshot before the retriever exists
     found = fast_app.index.retriever.plan("What did the Riverside Gazette report on Harbor Tech?")
     assert found.outlets == (frozenset({"Riverside Gazette"}),)
+
+
+def test_pool_vectors_come_from_a_bounded_cache_emptied_when_the_index_changes(fast_app) -> None:  # type: ignore[no-untyped-def]
+    """Vectors of lexical-only candidates are read from Chroma once, then from the cache (at most ``vector_cache``
+    of them); a write makes the process drop them all (an updated article may keep its chunk ids)."""
+    from dataclasses import replace
+
+    _ingest(fast_app)
+    retriever = fast_app.index.retriever
+    retriever.config = replace(retriever.config, vector_cache=4)
+    store = fast_app.index.follower.store
+    nearest = store.nearest
+    store.nearest = lambda vector, n, where=None: nearest(vector, 1, where)  # type: ignore[method-assign]
+    reads: list[int] = []
+    real = store.vectors
+    store.vectors = lambda ids: reads.append(len(ids)) or real(ids)  # type: ignore[method-assign]
+    question = "museum textile loom water restrictions revenue"
+    first = fast_app.index.search(question, k=5)
+    assert reads and len(retriever._cache) == min(4, reads[0])
+    reads.clear()
+    assert [p.chunk_id for p in fast_app.index.search(question, k=5)] == [p.chunk_id for p in first]
+    assert sum(reads) < len(first)  # the cached ones are not read again
+    fast_app.index.follower.generation += 1  # what a followed write does
+    fast_app.index.search(question, k=5)
+    assert len(retriever._cache) <= 4 and retriever._cached_generation == fast_app.index.follower.generation
