@@ -136,7 +136,8 @@ class IndexConfig:
     dense_weight: float = 0.4
     refresh_seconds: float = 2.0
     reconcile_seconds: float = 600.0
-    chroma_query_limit: int = 300  # results per dense query and records per get(): Chroma Cloud's caps
+    chroma_query_limit: int | None = None  # results per query and records per get(); None: 300 for a server
+    # (Chroma Cloud's cap), 2,000 embedded
     max_file_bytes: int = 256 * 1024 * 1024
     max_article_chars: int = 1_000_000
     fetch_max_bytes: int = 5 * 1024 * 1024  # what one download of a page or feed may cost, and where it may go

@@ -44,7 +44,7 @@ from index.types import NO_FILTERS, ChunkMeta, Filters
 log = logging.getLogger(__name__)
 
 TAG = "engine.json"  # records the format
-FORMAT = 4  # bump when the schema or what is indexed changes: an index of another format is refused
+FORMAT = 5  # bump when the schema or what is indexed changes: an index of another format is refused
 K1 = 1.2  # tantivy's fixed BM25 parameters (b = 0.75), the snapshot's (index/lexical.py)
 WRITER_HEAP_BYTES = 50_000_000  # per index writer, one indexing thread each (tantivy's minimum is 15 MB)
 LOCK_POLL_SECONDS = 0.05
@@ -96,7 +96,7 @@ class LexicalChunk:
 class ChunkInfo:
     """What ranking reads of a candidate chunk besides its scores: the filter columns."""
 
-    article_id: str
+    article_key: int  # chunk_key(article id)
     source: str
     published_ts: int
     day: str  # the publication day as written (YYYY-MM-DD), "" when unknown
@@ -177,8 +177,12 @@ def _schema(*own: Callable[[tantivy.SchemaBuilder], object]) -> tantivy.Schema:
 
 
 def _chunk_schema() -> tantivy.Schema:
+    # the filter columns again as fast fields, read in bulk for a candidate pool (``describe``)
     return _schema(lambda sb: sb.add_text_field("digest", stored=True, tokenizer_name="raw", index_option="basic"),
-                   lambda sb: sb.add_text_field("day", stored=True, tokenizer_name="raw", index_option="basic"))
+                   lambda sb: sb.add_text_field("day", stored=True, tokenizer_name="raw", index_option="basic"),
+                   lambda sb: sb.add_integer_field("day_num", fast=True),
+                   lambda sb: sb.add_integer_field("source_key", fast=True),
+                   lambda sb: sb.add_integer_field("article_key", fast=True))
 
 
 def _record_schema() -> tantivy.Schema:
@@ -335,9 +339,28 @@ class TantivyEngine:
             yield searcher.doc(addr)
 
     def describe(self, chunk_ids: Iterable[str]) -> dict[str, ChunkInfo]:
-        return {d.get_first("chunk_id"): ChunkInfo(d.get_first("article_id"), d.get_first("source") or "",
-                                                   int(d.get_first("published_ts") or 0), d.get_first("day") or "")
-                for d in self._docs(chunk_ids)}
+        ids = {chunk_key(i): i for i in chunk_ids}
+        if not ids:
+            return {}
+        searcher = self._chunks.searcher()
+        query = tantivy.Query.term_set_query(self._chunk_schema, "chunk_id", list(ids.values()))
+        addrs = [addr for _, addr in searcher.search(query, len(ids), count=False).hits]
+        if not addrs:
+            return {}
+        columns = [searcher.fast_field_values(f, addrs) for f in ("key", "published_ts", "day_num", "source_key",
+                                                                  "article_key")]
+        names = self._source_names(searcher)
+        return {ids[key]: ChunkInfo(article, names.get(source, ""), ts or 0, _day(day))
+                for key, ts, day, source, article in zip(*columns, strict=True) if key in ids}
+
+    def _source_names(self, searcher: tantivy.Searcher) -> dict[int, str]:
+        """source_key -> outlet name, for this searcher's view (outlets are few; cached until the next reload)."""
+        stamp = (id(searcher), searcher.num_docs)
+        if getattr(self, "_names_stamp", None) != stamp:
+            found = searcher.terms_with_prefix("source", "")
+            self._names = {chunk_key(term): term for term, _ in found}
+            self._names_stamp = stamp
+        return self._names
 
     def records(self, chunk_ids: Iterable[str]) -> dict[str, tuple[str, ChunkMeta, list[tuple[str, str]]]]:
         out = {}
@@ -454,10 +477,11 @@ class TantivyEngine:
     def _chunk_docs(chunks: Sequence[LexicalChunk]) -> Iterator[tantivy.Document]:
         texts = tokenize([t for chunk in chunks for t in (chunk.title, chunk.text)])
         for c, (title, text) in zip(chunks, _pairs(texts), strict=True):
+            day = c.chunk_meta.day
             yield tantivy.Document(chunk_id=c.id, article_id=c.article_id, source=c.source,
                                    published_ts=c.published_ts, key=chunk_key(c.id), digest=c.digest(),
-                                   terms=" ".join(title + text),
-                                   day=c.chunk_meta.day)
+                                   terms=" ".join(title + text), day=day, day_num=_day_num(day),
+                                   source_key=chunk_key(c.source), article_key=chunk_key(c.article_id))
 
     @staticmethod
     def _record_docs(chunks: Sequence[LexicalChunk]) -> Iterator[tantivy.Document]:
@@ -538,6 +562,16 @@ def _format_of(path: Path) -> object:
 def _pairs(items: list[list[str]]) -> Iterator[tuple[list[str], list[str]]]:
     it = iter(items)
     return zip(it, it, strict=True)
+
+
+def _day_num(day: str) -> int:
+    """YYYY-MM-DD as the number YYYYMMDD (0 when there is no such day)."""
+    digits = day.replace("-", "")
+    return int(digits) if len(digits) == 8 and digits.isdigit() else 0
+
+
+def _day(num: int | None) -> str:
+    return f"{num // 10000:04d}-{num // 100 % 100:02d}-{num % 100:02d}" if num else ""
 
 
 def _term(schema: tantivy.Schema, field: str, value: str) -> tantivy.Query:

@@ -34,6 +34,7 @@ import numpy as np
 
 from index.embed import Embedder
 from index.lexical import tokenize
+from index.lexical_engine import chunk_key
 from index.query import OutletMatcher, QueryPlan, plan
 from index.types import NO_FILTERS, Filters, Passage, Sentence, TimedPassages
 from index.when import TimeIntent, TimeWindow, resolve
@@ -159,12 +160,13 @@ class Retriever:
         kept = engine.count(filters)
         if not kept:
             return {}
-        want = math.ceil(n * len(engine) / kept)
+        want = math.ceil(n * len(engine) / kept)  # enough when the kept chunks are spread evenly
         if want <= store.query_limit:
             hits = store.nearest(vector, max(want, cfg.dense_fetch))
             known.update(hits)
             info = engine.describe(i for i, _ in hits)
-            found = {i: s for i, s in hits if i in info and _keeps(filters, info[i])}
+            articles = None if filters.articles is None else frozenset(chunk_key(a) for a in filters.articles)
+            found = {i: s for i, s in hits if i in info and _keeps(filters, info[i], articles)}
             if len(found) >= min(n, kept) // 2:
                 return dict(list(found.items())[:n])
         hits = store.nearest(vector, n, _where(filters))
@@ -345,15 +347,15 @@ def _column(scores: dict[str, float], ids: list[str]) -> np.ndarray:
     return np.asarray([scores.get(i, 0.0) for i in ids], dtype=np.float32)
 
 
-def _keeps(filters: Filters, info: ChunkInfo) -> bool:
-    """Does a chunk with these columns pass the filters?"""
+def _keeps(filters: Filters, info: ChunkInfo, articles: frozenset[int] | None) -> bool:
+    """Does a chunk with these columns pass the filters (``articles``: the keys of ``filters.articles``)?"""
     if filters.sources and info.source not in filters.sources:
         return False
     if filters.since is not None and info.published_ts < filters.since:
         return False
     if filters.until is not None and info.published_ts > filters.until:
         return False
-    return filters.articles is None or info.article_id in filters.articles
+    return articles is None or info.article_key in articles
 
 
 def _where(filters: Filters) -> dict[str, Any] | None:
