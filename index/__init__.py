@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -264,7 +265,9 @@ class Index:
                             config=ChunkingConfig(title_prefix=self.config.title_prefix), progress=progress)
         finally:
             self._wrote()
+        started = time.perf_counter()
         self.sync()  # this host's engine takes the change now (others follow the feed); a crash here heals later
+        report.seconds += time.perf_counter() - started
         return report
 
     def ingest_feeds(self, feeds: list[str], *, only_new: bool,
