@@ -604,7 +604,7 @@ class NewsBot:
             await self.apologize(interaction, err)
 
     async def outlets(self) -> list[str]:
-        """The outlets in the index (from its search snapshot; cached for OUTLETS_TTL seconds)."""
+        """The outlets in the index (from the host's lexical index; cached for OUTLETS_TTL seconds)."""
         now = time.monotonic()
         if self._outlets is None or now - self._outlets[0] > OUTLETS_TTL:
             self._outlets = (now, await self.off_loop(self.library.outlets))

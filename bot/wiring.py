@@ -1,7 +1,7 @@
 """The composition root: the only reader of ``Settings``; builds the index, the chat model and the answerer.
 
-Everything is built on first use, so cheap commands stay cheap (``stats`` loads no model, ``ask`` on a current
-snapshot opens no Chroma)."""
+Everything is built on first use, so cheap commands stay cheap (``stats`` loads no model; ``ask`` opens Chroma on
+a thread while the model starts)."""
 
 from __future__ import annotations
 

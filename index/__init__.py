@@ -117,9 +117,9 @@ class Layout:
         return None if self.chroma_host else version_marker(self.chroma_dir, self.collection)
 
     @property
-    def snapshot_dir(self) -> Path:
-        """Where this host keeps its lexical engine and feed state: the data dir, or one folder per server and
-        collection."""
+    def host_dir(self) -> Path:
+        """Where this host keeps its lexical engine (``search/``) and feed state: the data dir, or one folder per
+        server and collection."""
         if not self.chroma_host:
             return self.data_dir
         key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.chroma_host}_{self.chroma_port}_{self.collection}")
@@ -221,7 +221,7 @@ class Index:
     def follower(self) -> Follower:
         from index.follower import Follower, Freshness
 
-        return Follower(lambda: self.store, self.layout.snapshot_dir,
+        return Follower(lambda: self.store, self.layout.host_dir,
                         Freshness(refresh_seconds=self.config.refresh_seconds,
                                   reconcile_seconds=self.config.reconcile_seconds),
                         version_file=self.layout.version_file)
@@ -275,7 +275,7 @@ class Index:
         """One pass over RSS/Atom feeds; ``only_new`` sends conditional requests and skips entries already seen."""
         from index.feeds import STATE_FILE, FeedState, feed_round
 
-        state = FeedState(self.layout.snapshot_dir / STATE_FILE)
+        state = FeedState(self.layout.host_dir / STATE_FILE)
         return feed_round(feeds, self.fetcher, lambda items: self.ingest(items, progress), state, only_new=only_new)
 
     def forget(self, key: str) -> tuple[list[str], int]:

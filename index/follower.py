@@ -1,15 +1,16 @@
 """Keeps a host's lexical engine in step with the store, by the change and never by the corpus.
 
 Every process of a host shares one on-disk lexical engine (``index.lexical_engine``) and one change-feed state
-(``index.changes``) in ``<snapshot dir>/search``. At most every ``refresh_seconds`` a process reads the store's
-version token (the marker file in embedded mode, one small request in server mode); when it moved, the process takes
-the engine's writer lock, reads the catalogue records changed since the host's watermark (less the skew), fetches
-only those articles' chunks (text and metadata, no vectors), classifies their sentences, replaces them in the engine
-and commits, then saves the new watermark. Processes that find the work already done only reload the engine. A new
-host bootstraps once from the store's live articles, in batches that are each saved, so an interrupted bootstrap
-resumes; every ``reconcile_seconds`` the applied hashes are compared with the store's live ones, which repairs
-anything a poll missed. An article whose chunks are being rewritten (their hash is not the catalogue's yet) is left
-for the next poll, so a reader never shows half an article.
+(``index.changes``) in ``<host dir>/search`` (``Layout.host_dir``). At most every ``refresh_seconds`` a process
+reads the store's version token (the marker file in embedded mode, one small request in server mode). When it
+moved, the process takes the engine's writer lock and reads the catalogue records changed since the host's
+watermark (less the skew). It fetches only those articles' chunks (text and metadata, no vectors), classifies
+their sentences, replaces them in the engine and commits, then saves the new watermark. Processes that find the
+work already done only reload the engine. A new host bootstraps once from the store's live articles, in batches
+that are each saved, so an interrupted bootstrap resumes. Every ``reconcile_seconds`` the applied hashes are
+compared with the store's live ones, which repairs anything a poll missed. An article whose chunks are being
+rewritten (their hash is not the catalogue's yet) is left for the next poll, so a reader never shows half an
+article. An engine of another format, or classified by other sentence rules, is removed and built again.
 
 In embedded mode a client keeps the vectors it loaded: when another process moved the version, the follower reopens
 its Chroma client so dense retrieval sees the new chunks too.
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENGINE_DIR = "search"  # in the snapshot directory: the lexical engine and the change-feed state
+ENGINE_DIR = "search"  # in the host directory: the lexical engine and the change-feed state
+RULES_TAG = "rules.json"  # the sentence rules (index.prose) the engine's chunks were classified with
 OLD_DIRS = ("snapshot", "lexical")  # the per-process snapshots of earlier versions, removed on first use
 
 
@@ -93,6 +95,28 @@ def complete_articles(records: Sequence[ChunkRecord], wanted: dict[str, tuple[st
             if len(rs) == wanted[a][1]}
 
 
+def _check_rules(directory: Path, engine: TantivyEngine) -> None:
+    """Raise EngineFormatError when the engine's sentences were classified by other rules than ``index.prose``'s
+    (they are then classified again, from the store); record the rules in a new, empty engine."""
+    import json
+
+    from index.lexical_engine import EngineFormatError
+    from index.prose import RULES_VERSION
+
+    tag = directory / RULES_TAG
+    try:
+        found = json.loads(tag.read_text()).get("rules")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found == RULES_VERSION:
+        return
+    if found is None and len(engine) == 0:
+        tag.write_text(json.dumps({"rules": RULES_VERSION}))
+        return
+    raise EngineFormatError(f"the lexical index in {directory} holds sentences classified by rules "
+                            f"{found!r}, this newsbot's are {RULES_VERSION!r}")
+
+
 def _engine_lock(directory: Path) -> AbstractContextManager[None]:
     """The engine's writer lock, so no other process of the host is writing while the directory is replaced."""
     from index.lexical_engine import _writer_lock
@@ -103,14 +127,14 @@ def _engine_lock(directory: Path) -> AbstractContextManager[None]:
 class Follower:
     """The lexical engine of one store on this host, kept current through the store's change feed."""
 
-    def __init__(self, open_store: Callable[[], ChromaStore], snapshot_dir: Path, config: Freshness = Freshness(), *,
+    def __init__(self, open_store: Callable[[], ChromaStore], host_dir: Path, config: Freshness = Freshness(), *,
                  version_file: Path | None = None) -> None:
         self._open_store = open_store
         self._store: ChromaStore | None = None
         self._store_lock = threading.Lock()
         self._prefetching = False
-        self.directory = snapshot_dir / ENGINE_DIR
-        self._snapshot_dir = snapshot_dir
+        self.directory = host_dir / ENGINE_DIR
+        self._host_dir = host_dir
         self.config = config
         self.version_file = version_file
         self._engine: TantivyEngine | None = None
@@ -154,14 +178,16 @@ class Follower:
                 from index.lexical_engine import EngineFormatError, TantivyEngine
 
                 for name in OLD_DIRS:
-                    shutil.rmtree(self._snapshot_dir / name, ignore_errors=True)
+                    shutil.rmtree(self._host_dir / name, ignore_errors=True)
                 try:
                     self._engine = TantivyEngine.open(self.directory)
+                    _check_rules(self.directory, self._engine)
                 except EngineFormatError as err:  # derived data of another version: built again from the store
                     log.info("%s; building it again from the store", err)
                     with _engine_lock(self.directory):
                         shutil.rmtree(self.directory, ignore_errors=True)
                     self._engine = TantivyEngine.open(self.directory)
+                    _check_rules(self.directory, self._engine)
             return self._engine
 
     def current(self) -> TantivyEngine:

@@ -1,20 +1,22 @@
-"""The incremental lexical engine (issue #16): BM25 over chunks and over single sentences in an on-disk index that
-every process of a host shares, updated by the change (delete an article's documents, add its new ones, commit),
-never rebuilt from the corpus. ``LexicalEngine`` is the seam; ``TantivyEngine`` is the only code importing tantivy.
+"""The incremental lexical engine: BM25 over chunks and over single sentences in an on-disk index that every
+process of a host shares, updated by the change (delete an article's documents, add its new ones, commit), never
+rebuilt from the corpus. ``LexicalEngine`` is the seam; ``TantivyEngine`` is the only code importing tantivy.
 
-Text is tokenised by ``index.lexical.tokenize`` (the snapshot's stemmer) and indexed as whitespace-joined tokens
-under tantivy's ``whitespace`` tokenizer, which neither lower-cases nor stems again, so terms are the snapshot's
-terms. Scores are on the snapshot's scale: tantivy's BM25 (k1 1.2, b 0.75, Lucene idf) divided by its (k1 + 1)
-factor, which bm25s's "lucene" variant leaves out. Field lengths are stored by tantivy as one byte, so long
-documents' lengths are quantised (scores differ from exact BM25 by a few percent; tests/test_lexical_engine.py).
+Text is tokenised by ``index.lexical.tokenize`` (newsbot's stemmer, also used for questions and answers) and
+indexed as whitespace-joined tokens under tantivy's ``whitespace`` tokenizer, which neither lower-cases nor stems
+again, so terms are newsbot's terms. Scores are on the scale of the earlier in-memory BM25 (bm25s): tantivy's BM25
+(k1 1.2, b 0.75, Lucene idf) divided by its (k1 + 1) factor, which bm25s's "lucene" variant leaves out. Field
+lengths are stored by tantivy as one byte, so long documents' lengths are quantised (scores differ from exact BM25
+by a few percent; tests/test_lexical_engine.py).
 Deleted documents leave the results at once but stay in tantivy's BM25 statistics (document count, term document
 frequencies, average length) until a merge rewrites their segment; ``doc_freq`` and ``len`` count live documents.
 Re-applying an unchanged article is skipped (by a digest stored with each chunk), so it adds no such documents.
 
-Chunks and sentences live in two tantivy indexes under one directory, because tantivy takes BM25's document count
-and average length per index, not per field: sentences beside chunks would skew both. Writes take an exclusive
-lock file for the whole engine (waiting up to ``lock_timeout``), then tantivy's own writer lock on each index, and
-release both after the commit; readers never lock and see other processes' commits after ``reload()``.
+Chunks, sentences and records (what a passage is shown from) live in three tantivy indexes under one directory,
+because tantivy takes BM25's document count and average length per index, not per field: sentences beside chunks
+would skew both, and records kept apart are never decompressed by a search. Writes take an exclusive lock file
+for the whole engine (waiting up to ``lock_timeout``), then tantivy's own writer lock on each index, and release
+both after the commit; readers never lock and see other processes' commits after ``reload()``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 
 TAG = "engine.json"  # records the format
 FORMAT = 5  # bump when the schema or what is indexed changes: an index of another format is refused
-K1 = 1.2  # tantivy's fixed BM25 parameters (b = 0.75), the snapshot's (index/lexical.py)
+K1 = 1.2  # tantivy's fixed BM25 parameters (b = 0.75)
 WRITER_HEAP_BYTES = 50_000_000  # per index writer, one indexing thread each (tantivy's minimum is 15 MB)
 LOCK_POLL_SECONDS = 0.05
 SENTENCE_PAGE = 4  # sentence hits fetched per wanted chunk, per page
@@ -104,7 +106,7 @@ class ChunkInfo:
 
 class LexicalEngine(Protocol):
     """BM25 over chunks (title and text) and over their single sentences, with filters, updated by the change.
-    ``terms`` are stemmed tokens (``index.lexical.tokenize``); a term given twice counts twice, as in the snapshot."""
+    ``terms`` are stemmed tokens (``index.lexical.tokenize``); a term given twice counts twice."""
 
     def apply(self, upserts: Sequence[LexicalChunk], deletes: Iterable[str] = ()) -> int:
         """Replace every chunk of each upserted article by the given ones (an upsert names all of an article's

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-RULES_VERSION = "2"  # bump when a rule below (or sentence splitting) changes: search snapshots are rebuilt
+RULES_VERSION = "2"  # bump when a rule below (or sentence splitting) changes: every host's lexical index
+# classifies its chunks again (index.follower)
 
 PROSE = "prose"
 SOCIAL = "social"  # a tweet or other social embed

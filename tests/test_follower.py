@@ -326,3 +326,22 @@ def test_stats_say_which_lexical_engine_answers_and_probe_chromas_own(tmp_path: 
     stats = app.index.stats().as_dict()
     assert stats["lexical"] == {"engine": "tantivy (this host)", "chunks": stats["chunks"]}
     assert app.index.store.hybrid_search_available() is False  # embedded Chroma 1.5: "not implemented for local"
+
+
+def test_new_sentence_rules_classify_every_chunk_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sentence kinds are decided when a chunk is applied: a newsbot with other rules (``prose.RULES_VERSION``)
+    builds the host's engine again from the store instead of showing kinds from the old rules."""
+    import index.prose
+
+    data = tmp_path / "data"
+    app = _app(data)
+    articles = _articles(app)
+    app.index.ingest(articles)
+    monkeypatch.setattr(index.prose, "RULES_VERSION", "next")
+    again = _app(data)
+    fetched: list[str] = []
+    real = again.index.store.chunks_of
+    monkeypatch.setattr(again.index.store, "chunks_of", lambda ids: fetched.extend(ids) or real(ids))
+    assert again.index.search(QUESTION, k=1)[0].article_id == articles[5].id
+    assert sorted(fetched) == sorted(a.id for a in articles)  # every article applied again
+    assert json.loads((again.index.follower.directory / "rules.json").read_text()) == {"rules": "next"}

@@ -124,8 +124,8 @@ def test_app_ingest_ask_forget_stats_against_server(tmp_path: Path, hash_embedde
     assert stats["chroma"] == {"mode": "server", "location": chroma_server.url}
     assert stats["articles"] == 6 and stats["chunks"] == report.chunks_total > 0
     assert not (data / "chroma").exists()  # nothing embedded: the rows live on the server
-    snapshot_dir = app.index.layout.snapshot_dir
-    assert (snapshot_dir / "search" / "engine.json").exists() and snapshot_dir != data
+    host_dir = app.index.layout.host_dir
+    assert (host_dir / "search" / "engine.json").exists() and host_dir != data
     assert stats["lexical"]["chunks"] == stats["chunks"]  # this host's engine followed the write
     assert not app.index.store.hybrid_search_available()  # a single-node server has no search API: tantivy answers
 
