@@ -117,6 +117,18 @@ def _check_rules(directory: Path, engine: TantivyEngine) -> None:
                             f"{found!r}, this newsbot's are {RULES_VERSION!r}")
 
 
+def _release_freed_memory() -> None:
+    """Give memory freed by an apply (tokenising, tantivy's writers) back to the system: glibc keeps it in its
+    arenas otherwise, so a bot that bootstrapped holds ~70 MB it no longer uses. A no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _engine_lock(directory: Path) -> AbstractContextManager[None]:
     """The engine's writer lock, so no other process of the host is writing while the directory is replaced."""
     from index.lexical_engine import _writer_lock
@@ -244,6 +256,8 @@ class Follower:
             log.info("another process is updating the search index; answering from the one in hand")
             return 0
         engine.reload()
+        if changed:
+            _release_freed_memory()  # applying leaves freed buffers the allocator would otherwise keep (tens of MB)
         if due:
             self._reconciled = time.monotonic()
         self._seen = version

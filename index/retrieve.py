@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -55,7 +54,6 @@ class RetrievalConfig:
     depth: int = 100  # candidates taken from each of dense, chunk BM25 and sentence BM25 (per question part)
     dense_fetch: int = 300  # HNSW results read per question: the first ``depth`` are candidates, the rest only
     # give other candidates their exact cosine (fewer vectors fetched by id)
-    vector_cache: int = 16_384  # recently used chunk vectors kept per process (24 MB at 384 dimensions)
     outlet_depth: int = 50  # lexical candidates taken per outlet named in the question
     dense_weight: float = 0.4  # dense vs chunk BM25, within the chunk-level score
     sentence_weight: float = 0.3  # best-sentence BM25 (per question part) vs the chunk-level score
@@ -93,8 +91,6 @@ class Retriever:
         self._matcher = OutletMatcher([])
         self._matched = -1  # the follower generation whose outlets _matcher knows
         self.last_stages: dict[str, float] = {}
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # chunk id -> vector, least recently used first
-        self._cached_generation = -1
 
     def _outlets(self) -> OutletMatcher:
         """The outlet matcher of the engine as it is now (rebuilt whenever the follower's view changed)."""
@@ -173,22 +169,6 @@ class Retriever:
         known.update(hits)
         return dict(hits)
 
-    def _vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """The stored vectors of ``ids``: from a bounded cache of recently used ones (popular chunks recur from
-        question to question; emptied whenever this process's view of the index changes), the rest from Chroma."""
-        if self._cached_generation != self.follower.generation:
-            self._cache.clear()
-            self._cached_generation = self.follower.generation
-        out = {i: self._cache[i] for i in ids if i in self._cache}
-        for i in out:
-            self._cache.move_to_end(i)
-        fetched = self.follower.store.vectors([i for i in ids if i not in out]) if len(out) < len(ids) else {}
-        out.update(fetched)
-        self._cache.update(fetched)
-        while len(self._cache) > self.config.vector_cache:
-            self._cache.popitem(last=False)
-        return out
-
     def _lexical(self, engine: TantivyEngine, question: str, parts: Iterable[str], n: int, filters: Filters,
                  best: dict[str, float] | None = None) -> tuple[set[str], set[str]]:
         """Chunks of the ``n`` best chunk BM25 for the question, and of the ``n`` best sentences of each part (of
@@ -247,7 +227,7 @@ class Retriever:
             return TimedPassages([], window)
         missing = [i for i in ids if i not in known]
         if missing:
-            known.update({i: float(v @ vector) for i, v in self._vectors(missing).items()})
+            known.update(self.follower.store.cosines(vector, missing))
         dense = np.asarray([known.get(i, 0.0) for i in ids], dtype=np.float32)
         stages.mark("vectors")
         chunk_scores = engine.scores_for(terms(question), ids)

@@ -22,6 +22,7 @@ import logging
 import os
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ FORGOTTEN = "forgotten"  # the state of a forgotten article's catalogue record (
 FEED_PAGE = 300  # catalogue records per changes_since()/live_hashes() page: Chroma Cloud returns at most 300
 CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma wants an embedding per record
 EF_SEARCH = 300  # HNSW search breadth: recall@100 against exact cosine 0.996 (100 gives 0.972; bench/writepath.py)
+VECTOR_CACHE = 16_384  # recently used chunk vectors kept by an embedded store (24 MB at 384 dimensions)
 QUERY_LIMIT = {"server": 300, "embedded": 2000}  # results per query, records per get() by id: 300 is Chroma
 # Cloud's cap (safe for any server); an embedded store has none, and a wide dense query is far cheaper than a
 # filtered one (a post-filtered over-fetch of 2,000 costs 5 ms at 7k chunks, a numeric-range `where` 26-32 ms)
@@ -95,6 +97,8 @@ class ChromaStore:
         from chromadb.config import Settings
 
         self.query_limit = max(1, query_limit or QUERY_LIMIT["server" if host else "embedded"])
+        self.vector_cache_size = VECTOR_CACHE
+        self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()  # embedded mode: id -> vector, LRU first
         self._path = path
         self._own_versions: set[str] = set()  # version tokens this process wrote (its own writes need no reopen)
 
@@ -157,6 +161,7 @@ class ChromaStore:
         SharedSystemClient._identifier_to_refcount.pop(identifier, None)
         self._client = chromadb.PersistentClient(path=str(self._path), settings=Settings(anonymized_telemetry=False))
         self._open_collections()
+        self._vector_cache.clear()
         log.debug("reopened the embedded Chroma database in %s", self._path)
 
     def wrote(self, version: str) -> bool:
@@ -260,6 +265,7 @@ class ChromaStore:
         """Replace each article's chunks, then commit its catalogue record (``dict`` = catalogue metadata)."""
         if not items:
             return
+        self._vector_cache.clear()  # an updated article may keep its chunk ids
         ids = [meta["article_id"] for meta, _, _ in items]
         self._chunks.delete(where={"article_id": {"$in": ids}})
         records = [(r, vec) for _, chunks, vecs in items for r, vec in zip(chunks, vecs, strict=True)]
@@ -396,6 +402,42 @@ class ChromaStore:
         res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n, where=where,
                                  include=["distances"])
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], (res["distances"] or [[]])[0], strict=False)]
+
+    def cosines(self, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """Exact cosine of each stored chunk of ``ids`` to a unit ``vector`` (chunks not stored are left out).
+
+        A server computes them (one query restricted to the ids, distances only: half the time of shipping the
+        vectors as JSON); an embedded store reads the vectors, through a bounded cache of recently used ones
+        (popular chunks recur from question to question), emptied whenever the store's content may have changed."""
+        if self.mode == "server" and ids:
+            try:
+                out: dict[str, float] = {}
+                for i in range(0, len(ids), self.query_limit):
+                    page = list(ids[i:i + self.query_limit])
+                    res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], ids=page,
+                                             n_results=len(page), include=["distances"])
+                    out.update((c, 1.0 - float(d)) for c, d in zip(res["ids"][0], res["distances"][0], strict=True))
+                return out
+            except NewsbotError:
+                raise
+            except Exception as err:  # an id another process just deleted: the server refuses the whole query
+                log.debug("restricted query failed (%s); reading the vectors", first_line(err))
+        vector = np.asarray(vector, dtype=np.float32)
+        return {c: float(v @ vector) for c, v in self._cached_vectors(ids).items()}
+
+    def _cached_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        cache = self._vector_cache
+        out = {i: cache[i] for i in ids if i in cache}
+        for i in out:
+            cache.move_to_end(i)
+        if len(out) < len(ids):
+            fetched = self.vectors([i for i in ids if i not in out])
+            out.update(fetched)
+            if self.vector_cache_size:
+                cache.update(fetched)
+                while len(cache) > self.vector_cache_size:
+                    cache.popitem(last=False)
+        return out
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of these chunks (those that exist), read ``query_limit`` at a time."""

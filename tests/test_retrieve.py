@@ -79,26 +79,27 @@ def test_outlets_are_known_when_the_snapshot_was_loaded_before_the_first_search(
     assert found.outlets == (frozenset({"Riverside Gazette"}),)
 
 
-def test_pool_vectors_come_from_a_bounded_cache_emptied_when_the_index_changes(fast_app) -> None:  # type: ignore[no-untyped-def]
-    """Vectors of lexical-only candidates are read from Chroma once, then from the cache (at most ``vector_cache``
-    of them); a write makes the process drop them all (an updated article may keep its chunk ids)."""
-    from dataclasses import replace
+def test_pool_vectors_come_from_a_bounded_cache_emptied_when_the_store_changes(fast_app) -> None:  # type: ignore[no-untyped-def]
+    """An embedded store reads a candidate's vector once, then from its cache (at most ``vector_cache_size``); a
+    write, or reopening after another process's write, empties it (an updated article may keep its chunk ids)."""
+    import numpy as np
 
     _ingest(fast_app)
-    retriever = fast_app.index.retriever
-    retriever.config = replace(retriever.config, vector_cache=4)
     store = fast_app.index.follower.store
-    nearest = store.nearest
-    store.nearest = lambda vector, n, where=None: nearest(vector, 1, where)  # type: ignore[method-assign]
+    store.vector_cache_size = 4
     reads: list[int] = []
     real = store.vectors
     store.vectors = lambda ids: reads.append(len(ids)) or real(ids)  # type: ignore[method-assign]
-    question = "museum textile loom water restrictions revenue"
-    first = fast_app.index.search(question, k=5)
-    assert reads and len(retriever._cache) == min(4, reads[0])
-    reads.clear()
-    assert [p.chunk_id for p in fast_app.index.search(question, k=5)] == [p.chunk_id for p in first]
-    assert sum(reads) < len(first)  # the cached ones are not read again
-    fast_app.index.follower.generation += 1  # what a followed write does
-    fast_app.index.search(question, k=5)
-    assert len(retriever._cache) <= 4 and retriever._cached_generation == fast_app.index.follower.generation
+    ids = sorted(fast_app.index.follower.engine.chunk_ids())[:6]
+    vector = np.asarray(real(ids[:1])[ids[0]])
+    first = store.cosines(vector, ids)
+    assert reads == [6] and len(store._vector_cache) == 4 and abs(first[ids[0]] - 1.0) < 1e-5
+    cached = list(store._vector_cache)
+    assert store.cosines(vector, cached) == {i: first[i] for i in cached}
+    assert reads == [6]  # all four from the cache
+    fast_app.index.ingest([Article(id="zebra", title="Zebra", body="Zebras crossed the road on Sunday.")])
+    assert len(store._vector_cache) == 0
+    store.cosines(vector, cached)
+    assert reads == [6, 4]
+    store.reopen()
+    assert len(store._vector_cache) == 0

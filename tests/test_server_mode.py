@@ -128,6 +128,15 @@ def test_app_ingest_ask_forget_stats_against_server(tmp_path: Path, hash_embedde
     assert (host_dir / "search" / "engine.json").exists() and host_dir != data
     assert stats["lexical"]["chunks"] == stats["chunks"]  # this host's engine followed the write
     assert not app.index.store.hybrid_search_available()  # a single-node server has no search API: tantivy answers
+    # a server computes candidates' cosines itself; an id deleted meanwhile makes it refuse: the vectors are read
+    store = app.index.store
+    ids = sorted(app.index.follower.engine.chunk_ids())
+    vectors = store.vectors(ids)
+    vector = vectors[ids[0]]
+    exact = {i: float(v @ vector) for i, v in vectors.items()}
+    got = store.cosines(vector, ids)
+    assert got.keys() == exact.keys() and all(abs(got[i] - exact[i]) < 1e-5 for i in ids)
+    assert store.cosines(vector, [*ids, "gone:0"]).keys() == exact.keys()
 
     answer = app.answerer.ask("how many parking spaces will the bike lanes remove?")
     assert not answer.abstained
