@@ -43,7 +43,7 @@ DRAFT_FAILED_TEXT = "_(This draft could not be finished.)_"
 DRAFT_MARK = "✍️ drafting…"  # ends every edit of a streamed draft until the verified answer replaces it
 
 # Spans a split must never cut: links, citation markers (with the word before them), Markdown, escapes.
-_ATOMS = [re.compile(p) for p in (
+_ATOMS: list[re.Pattern[str]] = [re.compile(p) for p in (
     r"\[(?:\\.|[^\]\\\n])*\]\(<[^>\s]*>\)",  # masked link with preview suppressed
     r"\[(?:\\.|[^\]\\\n])*\]\([^)\s]*\)",  # masked link
     r"<[^<>\s]{1,600}>",  # <url>, mentions, channels, custom emoji, timestamps
@@ -56,6 +56,9 @@ _ATOMS = [re.compile(p) for p in (
     r"(?<![\\*])\*[^*\s][^*\n]*?\*(?!\*)", r"(?<![\\\w])_[^_\s][^_\n]*?_(?!\w)",  # italics
     r"\\.",  # an escaped character
 )]
+# when a protected stretch is longer than a message, the cut may separate a sentence's last word from its markers,
+# never a link or a run of markers
+_CORE_ATOMS = [a for a in _ATOMS if not a.pattern.startswith(r"\S+[ \t]+")]
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 _LINE = re.compile(r"\n")
 _SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*(?:[ \t]*(?:\[\d+\])+)?(?=\s)")
@@ -249,10 +252,10 @@ def not_added_text(url: str, why: str) -> str:
 
 
 # -- splitting -----------------------------------------------------------------------------------------------
-def protected(text: str) -> bytearray:
+def protected(text: str, atoms: list[re.Pattern[str]] = _ATOMS) -> bytearray:
     """``flags[i]`` is 1 when a split at offset ``i`` would cut a link, a citation marker or Markdown."""
     flags = bytearray(len(text) + 1)
-    for pattern in _ATOMS:
+    for pattern in atoms:
         for m in pattern.finditer(text):
             flags[m.start() + 1: m.end()] = b"\x01" * max(0, m.end() - m.start() - 1)
     return flags
@@ -284,8 +287,9 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
             return pieces
         end = start + limit
         cut = _best_cut(tiers, start, end, limit)
-        if cut is None:  # no whitespace: any unprotected offset, else a hard cut
-            cut = next((c for c in range(end, start, -1) if not flags[c]), end)
+        if cut is None:  # no whitespace: any unprotected offset; else keep at least links and marker runs whole
+            cut = next((c for c in range(end, start, -1) if not flags[c]), None) \
+                or next((c for c in range(end, start, -1) if not protected(text, _CORE_ATOMS)[c]), end)
         pieces.append(text[start:cut].rstrip())
         start = cut
 

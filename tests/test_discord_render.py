@@ -200,3 +200,10 @@ def test_no_live_mention_survives_rendering(text: str) -> None:
     rendered = r.render_answer(answer([(text, (1,))], [citation(1, title=text or "t")]))
     assert not re.search(r"@(everyone|here)", rendered)
     assert not re.search(r"<@[!&]?\d", rendered)
+
+
+def test_a_link_and_markers_longer_than_a_message_are_cut_between_them_not_inside_the_markers() -> None:
+    """Found by the split property: the protected stretch "link). [1][10][10]" is longer than the limit, and the
+    hard cut used to fall inside "[10]"."""
+    text = "[00000000 0000000000 0000000000 000000000000](<https://news.example/00000000>). [1][10][10] "
+    assert assert_split_ok(text, 90) == [text[:80], "[1][10][10]"]
