@@ -206,4 +206,4 @@ def test_a_link_and_markers_longer_than_a_message_are_cut_between_them_not_insid
     """Found by the split property: the protected stretch "link). [1][10][10]" is longer than the limit, and the
     hard cut used to fall inside "[10]"."""
     text = "[00000000 0000000000 0000000000 000000000000](<https://news.example/00000000>). [1][10][10] "
-    assert assert_split_ok(text, 90) == [text[:80], "[1][10][10]"]
+    assert assert_split_ok(text, 90) == [text[:79], "[1][10][10]"]
