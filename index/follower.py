@@ -203,7 +203,14 @@ class Follower:
             return self._engine
 
     def current(self) -> TantivyEngine:
-        """The engine, brought up to date with the store first when ``refresh_seconds`` have passed."""
+        """The engine, brought up to date with the store first when ``refresh_seconds`` have passed. While another
+        thread of this process is bringing it up to date, a search does not wait: it answers from the engine in
+        hand (a Discord bot keeps answering during a feed round's apply)."""
+        ready = self._engine
+        if ready is not None and len(ready) and not self._lock.acquire(blocking=False):
+            return ready
+        if ready is not None and len(ready):
+            self._lock.release()  # acquired just to see that nobody holds it; taken again below
         with self._lock:
             engine = self.engine
             if time.monotonic() - self._checked >= self.config.refresh_seconds:

@@ -345,3 +345,35 @@ def test_new_sentence_rules_classify_every_chunk_again(tmp_path: Path, monkeypat
     assert again.index.search(QUESTION, k=1)[0].article_id == articles[5].id
     assert sorted(fetched) == sorted(a.id for a in articles)  # every article applied again
     assert json.loads((again.index.follower.directory / "rules.json").read_text()) == {"rules": "next"}
+
+
+def test_a_search_does_not_wait_for_another_thread_applying_changes(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    app = _app(data)
+    articles = _articles(app)
+    app.index.ingest(articles[:5])
+    follower = app.index.follower
+    from index.ingest import ingest
+
+    ingest([articles[5]], app.index.store, app.index.embedder)  # in Chroma; this host's engine not told yet
+    entered, release = threading.Event(), threading.Event()
+    real = follower._apply
+
+    def slow_apply(*args: Any) -> int:
+        entered.set()
+        assert release.wait(20)
+        return real(*args)
+
+    monkeypatch.setattr(follower, "_apply", slow_apply)
+    applier = threading.Thread(target=app.index.sync)
+    applier.start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        assert not _found(app, articles[5])  # the engine in hand, at once
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        applier.join(20)
+    assert _found(app, articles[5])
