@@ -417,7 +417,8 @@ def report(cfg: SoakConfig, work: Path, site: FeedSite, procs: Processes, finals
         "seed_articles": cfg.seed_articles, "rounds": len(rounds), "feed_fetches": site.fetches,
         "published": len(site.published), "articles_added": len(added),
         "watch_failed": sum(r.get("articles", {}).get("failed", 0) for r in rounds),
-        "watch_errors": [line for line in watch_err if line.startswith("newsbot:")][:20],
+        "watch_errors": [line for line in watch_err  # less our own SIGINT at the end
+                         if line.startswith("newsbot:") and line != "newsbot: interrupted"][:20],
         "visible_ms": {"p50": pct(all_visible, 50), "p95": pct(all_visible, 95), "max": pct(all_visible, 100)},
         "ask_ms": {"n": len(all_asks), "p50": pct(all_asks, 50), "p95": pct(all_asks, 95)},
         "bots_detail": bots, "store": store_view,
