@@ -409,7 +409,7 @@ def report(cfg: SoakConfig, work: Path, site: FeedSite, procs: Processes, finals
     added = [i for i in feed_ids if i in live]
     store_view = {"chunks": store.chunk_count(), "articles": len(live), "ids_digest": digest(list(live))}
     bots = {name: bot_figures(f, added, changed, store_view) for name, f in finals.items()}
-    all_visible = [ms for b in bots.values() for ms in b.pop("_visible_ms")]
+    all_visible = [ms for f in finals.values() for ms in visible_ms(f["seen"], added, changed)]
     all_asks = [ms for f in finals.values() for ms in f["asks_ms"]]
     watch_err = (work / "logs" / "watch.err").read_text(errors="replace").splitlines()
     return {
@@ -430,7 +430,7 @@ def report(cfg: SoakConfig, work: Path, site: FeedSite, procs: Processes, finals
 def bot_figures(final: dict[str, Any], added: list[str], changed: dict[str, float],
                 store_view: dict[str, Any]) -> dict[str, Any]:
     seen = final["seen"]
-    visible = [max(0.0, (seen[i] - changed[i]) * 1000) for i in added if i in seen and i in changed]
+    visible = visible_ms(seen, added, changed)
     same = final["chunks"] == store_view["chunks"] and final.get("ids_digest", store_view["ids_digest"]) == \
         store_view["ids_digest"]
     return {"visible_ms": {"n": len(visible), "p50": pct(visible, 50), "p95": pct(visible, 95),
@@ -438,7 +438,12 @@ def bot_figures(final: dict[str, Any], added: list[str], changed: dict[str, floa
             "never_seen": sum(1 for i in added if i not in seen),
             "ask_ms": {"n": len(final["asks_ms"]), "p50": pct(final["asks_ms"], 50), "p95": pct(final["asks_ms"], 95)},
             "errors": len(final["errors"]), "first_errors": final["errors"][:5],
-            "chunks": final["chunks"], "articles": final.get("articles"), "converged": same, "_visible_ms": visible}
+            "chunks": final["chunks"], "articles": final.get("articles"), "converged": same}
+
+
+def visible_ms(seen: dict[str, float], added: list[str], changed: dict[str, float]) -> list[float]:
+    """Per feed article a bot found: ms from its catalogue commit stamp to the bot's search that returned it."""
+    return [round((seen[i] - changed[i]) * 1000, 1) for i in added if i in seen and i in changed]
 
 
 def run(cfg: SoakConfig) -> dict[str, Any]:
