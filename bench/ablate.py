@@ -47,11 +47,11 @@ def main() -> None:
     questions = [q for q in load_questions(args.questions) if q.question_type != "null_query"]
     if args.limit:
         questions = questions[: args.limit]
-    app.index.snapshots.current()
+    app.index.warm()
     results = {}
     print(f"{'variant':44} {'Hits@10':>8} {'Hits@4':>8} {'MRR@10':>8} {'MAP@10':>8} {'Rec@10':>8} {'ms p50':>7}")
     for name, cfg in VARIANTS:
-        retriever = Retriever(app.index.snapshots, app.index.embedder, cfg)
+        retriever = Retriever(app.index.follower, app.index.embedder, cfg)
         sums = dict.fromkeys(METRICS, 0.0)
         times = []
         for q in questions:

@@ -174,8 +174,8 @@ def child_ingest(data_dir: str, paths: list[str], limit: int, precision: str, sy
     app.index.embedder.embed(["warm up"])  # like the baseline, the clock starts with the model loaded and run once
     store = app.index.store  # and with the database open
     started = time.perf_counter()
-    report = ingest(items, store, counting, app.index.layout.snapshot_dir, config=ChunkingConfig(),
-                    overlap_writes=not sync)
+    report = ingest(items, store, counting, config=ChunkingConfig(), overlap_writes=not sync)
+    app.index.sync()  # and this host's lexical engine has the articles (as `newsbot ingest` does)
     seconds = time.perf_counter() - started
     return {"articles": report.new + report.updated, "chunks": report.chunks_added, "tokens": counting.tokens,
             "seconds": round(seconds, 2), "failed": report.failed}
@@ -234,28 +234,14 @@ def child_queries(data_dir: str, questions_file: str, limit: int) -> dict[str, A
 
 
 def search_phases(app: Any, questions: list[str]) -> dict[str, float]:
-    """Median time of each stage a search runs, each timed alone on the same questions (what dominates)."""
-    lex = app.index.snapshots.current()
-    vector = app.index.embedder.embed(["warm up"])[0]
-
-    parts = {q: {q, *plan.clauses, *plan.phrases} for q in questions  # what a search scores sentences against
-             for plan in [app.index.retriever.plan(q)]}
-
-    stages: dict[str, Any] = {
-        "embed question": lambda q: app.index.embedder.embed([q]),
-        "dense scan": lambda q: lex.dense(vector),
-        "chunk BM25": lambda q: lex.scores(q),
-        "sentence BM25, per question part": lambda q: [lex.sentence_scores(p) for p in parts[q]],
-    }
-    out = {}
-    for name, fn in stages.items():
-        ms = []
-        for q in questions:
-            t = time.perf_counter()
-            fn(q)
-            ms.append((time.perf_counter() - t) * 1000)
-        out[name] = pct(ms, 50)
-    return out
+    """Median milliseconds of each stage of a search (``Retriever.last_stages``) over the same questions: question
+    embedding, feed check, lexical top-k queries, dense HNSW query, pool vectors, exact re-scoring, fusion, records."""
+    per: dict[str, list[float]] = {}
+    for q in questions:
+        app.index.search(q, 10)
+        for name, ms in app.index.retriever.last_stages.items():
+            per.setdefault(name, []).append(ms)
+    return {name: pct(ms, 50) for name, ms in per.items()}
 
 
 def child_levers(corpus: str, n_chunks: int) -> dict[str, Any]:

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
                                     "Authorization sends 'Bearer <token>', any other header the bare token.")
     index_refresh_seconds: float = Field(2.0, ge=0.0, description="How often a running process checks the "
                                          "store's version marker to pick up other processes' writes.")
+    index_reconcile_seconds: float = Field(600.0, ge=0.0, description="How often a running process compares "
+                                           "its host's lexical index with the store's live articles (repairs).")
+    chroma_query_limit: int = Field(300, ge=10, le=100_000, description="Results per dense query and records "
+                                    "per read by id (Chroma Cloud allows 300).")
     allow_private_urls: bool = Field(False, description="Allow fetching private, loopback, link-local URLs.")
     fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Largest page or feed downloaded.")
     fetch_timeout: float = Field(20.0, gt=0, description="Seconds allowed for one download.")

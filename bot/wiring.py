@@ -34,6 +34,7 @@ class Services:
         config = IndexConfig(model_cache_dir=s.cache_dir, embed_threads=s.embed_threads,
                              embed_precision=s.embed_precision, title_prefix=s.title_prefix,
                              dense_weight=s.dense_weight, refresh_seconds=s.index_refresh_seconds,
+                             reconcile_seconds=s.index_reconcile_seconds, chroma_query_limit=s.chroma_query_limit,
                              max_file_bytes=s.max_file_bytes, max_article_chars=s.max_article_chars,
                              fetch_max_bytes=s.fetch_max_bytes, fetch_timeout=s.fetch_timeout,
                              fetch_host_delay=s.fetch_host_delay, allow_private_urls=s.allow_private_urls)

@@ -1,12 +1,13 @@
 """Articles in, ranked passages out. ``Index`` is the package's one public surface: ``bot/`` imports it, the DTOs
 (``index.types``) and the error type (``index.errors``), nothing else of ours.
 
-Importing this package is cheap: every heavy module (Chroma, the model, BM25) is imported when first used.
+Importing this package is cheap: every heavy module (Chroma, the model, tantivy) is imported when first used.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
     from index.embed import Embedder  # the embedding seam (a Protocol), for callers that inject one
     from index.feeds import FeedRound
     from index.fetch import Fetcher
+    from index.follower import Follower
     from index.ingest import IngestReport
+    from index.lexical_engine import TantivyEngine
     from index.retrieve import Retriever
-    from index.snapshot import SearchSnapshot, SnapshotKeeper
     from index.store import ChromaStore
 
 __all__ = ["NO_FILTERS", "Embedder", "Filters", "Index", "IndexConfig", "IndexStats", "Layout", "Passage",
@@ -92,8 +94,8 @@ def date_filters(sources: Sequence[str] = (), since: str | None = None, until: s
 # -- where an index lives ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Layout:
-    """Where one index lives: embedded Chroma in ``data_dir/chroma``, or a Chroma server; beside it, per process
-    host, the search snapshot and the feed state."""
+    """Where one index lives: embedded Chroma in ``data_dir/chroma``, or a Chroma server; beside it, per host, the
+    lexical engine with its change-feed state, and the feed state."""
 
     data_dir: Path
     collection: str = "newsbot"
@@ -115,7 +117,8 @@ class Layout:
 
     @property
     def snapshot_dir(self) -> Path:
-        """Where this host keeps its search snapshot: the data dir, or one folder per server and collection."""
+        """Where this host keeps its lexical engine and feed state: the data dir, or one folder per server and
+        collection."""
         if not self.chroma_host:
             return self.data_dir
         key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.chroma_host}_{self.chroma_port}_{self.collection}")
@@ -132,6 +135,8 @@ class IndexConfig:
     title_prefix: bool = True
     dense_weight: float = 0.4
     refresh_seconds: float = 2.0
+    reconcile_seconds: float = 600.0
+    chroma_query_limit: int = 300  # results per dense query and records per get(): Chroma Cloud's caps
     max_file_bytes: int = 256 * 1024 * 1024
     max_article_chars: int = 1_000_000
     fetch_max_bytes: int = 5 * 1024 * 1024  # what one download of a page or feed may cost, and where it may go
@@ -143,8 +148,8 @@ class IndexConfig:
 class Index:
     """One news index: load and ingest articles, forget them, search passages, and say what it holds.
 
-    Collaborators are built on first use, so cheap calls stay cheap: a search on a current snapshot opens no
-    Chroma, and ``stats`` loads no model."""
+    Collaborators are built on first use, so cheap calls stay cheap: ``stats`` loads no model, and a search opens
+    Chroma beside the model's start-up."""
 
     def __init__(self, layout: Layout, config: IndexConfig, *, embedder: Embedder | None = None) -> None:
         self.layout = layout
@@ -173,16 +178,15 @@ class Index:
         return recorded or wanted
 
     def _recorded_model(self) -> str:
-        """The embedding model the index was built with: from the version marker or the search snapshot when
-        there is one (no Chroma), else from the store."""
+        """The embedding model the index was built with: from the version marker when there is one (no Chroma),
+        else from the store."""
         from index.embed import precision_of
-        from index.snapshot import SearchSnapshot, read_marker
+        from index.store import read_marker
 
         version_file = self.layout.version_file
         marker = read_marker(version_file) if version_file is not None else None
-        for found in (marker, SearchSnapshot.tag(self.layout.snapshot_dir)):
-            if found is not None and found.embedding_model:
-                return found.embedding_model
+        if marker is not None and marker.embedding_model:
+            return marker.embedding_model
         probe = self._open_store("")  # no model check: we are reading which model the index has
         if precision_of(probe.embedding_model):
             self._probe = probe  # already records our model: reuse it as the store
@@ -203,25 +207,31 @@ class Index:
     def _open_store(self, embedding_model: str) -> ChromaStore:
         from index.store import ChromaStore
 
-        lay = self.layout
+        lay, limit = self.layout, self.config.chroma_query_limit
         if lay.chroma_host:
             return ChromaStore(host=lay.chroma_host, port=lay.chroma_port, ssl=lay.chroma_ssl,
-                               headers=lay.chroma_headers, collection=lay.collection, embedding_model=embedding_model)
-        return ChromaStore(path=lay.chroma_dir, collection=lay.collection, embedding_model=embedding_model)
+                               headers=lay.chroma_headers, collection=lay.collection, embedding_model=embedding_model,
+                               query_limit=limit)
+        return ChromaStore(path=lay.chroma_dir, collection=lay.collection, embedding_model=embedding_model,
+                           query_limit=limit)
 
     @cached_property
-    def snapshots(self) -> SnapshotKeeper:
-        from index.snapshot import Freshness, SnapshotKeeper
+    def follower(self) -> Follower:
+        from index.follower import Follower, Freshness
 
-        return SnapshotKeeper(lambda: self.store, self.layout.snapshot_dir,
-                              Freshness(refresh_seconds=self.config.refresh_seconds),
-                              version_file=self.layout.version_file)
+        return Follower(lambda: self.store, self.layout.snapshot_dir,
+                        Freshness(refresh_seconds=self.config.refresh_seconds,
+                                  reconcile_seconds=self.config.reconcile_seconds),
+                        version_file=self.layout.version_file)
 
     @cached_property
     def retriever(self) -> Retriever:
         from index.retrieve import RetrievalConfig, Retriever
 
-        return Retriever(self.snapshots, self.embedder, RetrievalConfig(dense_weight=self.config.dense_weight))
+        follower = self.follower
+        follower.prefetch()  # chromadb imports and the store opens on a thread (most of a second)…
+        embedder = self.embedder  # …while the model starts here (onnxruntime mostly releases the GIL)
+        return Retriever(follower, embedder, RetrievalConfig(dense_weight=self.config.dense_weight))
 
     @cached_property
     def fetcher(self) -> Fetcher:
@@ -249,10 +259,12 @@ class Index:
         from index.ingest import ChunkingConfig, ingest
 
         try:
-            return ingest(items, self.store, self.embedder, self.layout.snapshot_dir,
-                          config=ChunkingConfig(title_prefix=self.config.title_prefix), progress=progress)
+            report = ingest(items, self.store, self.embedder,
+                            config=ChunkingConfig(title_prefix=self.config.title_prefix), progress=progress)
         finally:
             self._wrote()
+        self.sync()  # this host's engine takes the change now (others follow the feed); a crash here heals later
+        return report
 
     def ingest_feeds(self, feeds: list[str], *, only_new: bool,
                      progress: Callable[[int], None] | None = None) -> tuple[FeedRound, IngestReport]:
@@ -267,14 +279,21 @@ class Index:
         from index.ingest import forget
 
         try:
-            return forget(key, self.store, self.layout.snapshot_dir)
+            found = forget(key, self.store)
         finally:
             self._wrote()
+        self.sync()
+        return found
+
+    def sync(self) -> int:
+        """Bring this host's lexical engine up to date with the store now (by the change since its watermark;
+        once from the whole store on a new host); returns how many articles changed in it."""
+        return self.follower.sync()
 
     def _wrote(self) -> None:
         """This process changed the index: its next search sees that at once, not after the refresh interval."""
-        if "snapshots" in self.__dict__:
-            self.snapshots.expire()
+        if "follower" in self.__dict__:
+            self.follower.expire()
 
     # -- passages out ------------------------------------------------------------------------------------------
     def search(self, question: str, k: int = 10, filters: Filters = NO_FILTERS) -> list[Passage]:
@@ -296,45 +315,54 @@ class Index:
 
     def term_weights(self, text: str) -> dict[str, float]:
         """The stemmed terms of ``text`` with their inverse document frequency in this index (rare = high)."""
-        return self._snapshot().idf(terms(text))
+        engine = self._engine()
+        n = max(len(engine), 1)
+        out = {}
+        for t in terms(text):
+            df = engine.doc_freq(t)
+            out[t] = float(math.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
 
     def unknown_terms(self, words: Iterable[str]) -> list[str]:
         """Those of ``words`` (as written, e.g. names) that have a stemmed word no indexed chunk holds."""
-        snap = self._snapshot()
-        return [w for w in words if any(snap.doc_freq(t) == 0 for t in terms(w))]
+        engine = self._engine()
+        return [w for w in words if any(engine.doc_freq(t) == 0 for t in terms(w))]
 
     def article_ids(self) -> frozenset[str]:
-        """The ids of the articles questions are answered from (those of the current search snapshot)."""
-        return frozenset(self._snapshot().article_ids)
+        """The ids of the articles questions are answered from (those this host's engine holds)."""
+        return frozenset(self._engine().article_ids())
 
     def version(self) -> str:
         """The index's version token: it changes whenever any process adds or removes articles."""
-        return self._snapshot().version
+        self._engine()
+        return self.follower.seen or ""
 
     def outlets(self) -> list[str]:
         """The outlets of the indexed articles, sorted."""
-        return self._snapshot().known_sources
+        return sorted(self._engine().outlets())
 
     def date_range(self) -> tuple[str, str] | None:
         """First and last publication day of the indexed articles (None when none has a date)."""
-        return self._snapshot().date_range()
+        return self._engine().date_range()
 
     def size(self) -> int:
         """How many chunks questions are answered from (those of completely stored articles)."""
-        return len(self._snapshot())
+        return len(self._engine())
 
     def chunk_token_counts(self) -> list[int]:
         """Model-token length of every indexed chunk (for eval's chunk-length distribution)."""
-        snap = self._snapshot()
-        return [snap.meta(row).tokens for row in range(len(snap))]
+        live = set(self.store.catalog())
+        return [rec.meta.tokens for rec in self.store.iter_chunks() if rec.meta.article_id in live]
 
     def warm(self) -> None:
-        """Load the model and the snapshot now, so the first question is not the slow one."""
+        """Load the model, open the store and bring the engine up to date now, so the first question is not the
+        slow one."""
+        self.follower.prefetch()
         self.embedder.embed(["warm up"])
-        self._snapshot()
+        self._engine()
 
-    def _snapshot(self) -> SearchSnapshot:
-        return self.snapshots.current()
+    def _engine(self) -> TantivyEngine:
+        return self.follower.current()
 
     def stats(self) -> IndexStats:
         """What the index holds, from the store's catalogue; needs no embedding model."""

@@ -1,4 +1,5 @@
-"""Articles in: chunk, embed and store them idempotently, then bring the search snapshot in step."""
+"""Articles in: chunk, embed and store them idempotently. The store's catalogue is the change feed every host's
+lexical engine follows (``index.follower``); nothing here rebuilds anything."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,6 @@ from index.chunk import TokenChunk, chunk_article
 from index.embed import MODEL_WINDOW, Embedder
 from index.errors import NewsbotError, first_line
 from index.load import split_origin, timestamp
-from index.snapshot import is_current as snapshot_is_current
-from index.snapshot import rebuild as rebuild_snapshot
 from index.store import ChromaStore, ChunkRecord
 from index.types import Article, ChunkMeta, LoadError
 
@@ -102,10 +100,10 @@ def prepare(article: Article, embedder: Embedder, config: ChunkingConfig) -> tup
     return chunks, [prefix + tc.ids for tc in chunks]
 
 
-def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: Embedder, data_dir: Path, *,
+def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: Embedder, *,
            config: ChunkingConfig = ChunkingConfig(), batch_articles: int = 32,
            progress: Progress | None = None, overlap_writes: bool = True) -> IngestReport:
-    """Store new and changed articles, skip unchanged ones, report every failure; then refresh the snapshot.
+    """Store new and changed articles, skip unchanged ones, report every failure.
 
     Embedding (this thread) overlaps with Chroma writes (a writer thread fed through a short queue); each
     batch is written in order, chunks before catalogue records, so the store's crash-safety contract holds.
@@ -132,7 +130,7 @@ def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: E
                 todo.append((article, digest, old is not None))
         if todo:
             if not bumped:
-                store.bump_version()  # readers holding an older snapshot will rebuild
+                store.bump_version()  # readers check the change feed
                 bumped = True
             writer.put(_embed(todo, embedder, config, report))
         if progress:
@@ -160,8 +158,6 @@ def ingest(items: Iterable[Article | LoadError], store: ChromaStore, embedder: E
         writer.close()  # finishes the queued batches (whole articles) even when we are unwinding
     if bumped:
         store.bump_version()
-    if bumped or not snapshot_is_current(store, data_dir):
-        rebuild_snapshot(store, data_dir)
     report.chunks_total = store.chunk_count()
     report.seconds = time.perf_counter() - started
     return report
@@ -269,13 +265,13 @@ def _store(batch: _Batch, store: ChromaStore, report: IngestReport) -> None:
         report.chunks_added += n_chunks
 
 
-def forget(key: str, store: ChromaStore, data_dir: Path) -> tuple[list[str], int]:
-    """Remove the article(s) with this id or URL from Chroma and the snapshot; returns (ids, chunks removed)."""
+def forget(key: str, store: ChromaStore) -> tuple[list[str], int]:
+    """Remove the article(s) with this id or URL (their catalogue records become tombstones, which every host's
+    engine follows); returns (ids, chunks removed)."""
     ids = store.find_article_ids(key)
     if not ids:
         raise NewsbotError(f"no article with id or url {key!r}; `newsbot stats` shows what is indexed")
     store.bump_version()
     removed = sum(store.delete_article(i) for i in ids)
     store.bump_version()
-    rebuild_snapshot(store, data_dir)
     return ids, removed

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,16 +38,21 @@ import tantivy
 
 from index.errors import NewsbotError
 from index.lexical import tokenize
-from index.types import NO_FILTERS, Filters
+from index.types import NO_FILTERS, ChunkMeta, Filters
 
 log = logging.getLogger(__name__)
 
 TAG = "engine.json"  # records the format
-FORMAT = 1  # bump when the schema or what is indexed changes: an index of another format is refused
+FORMAT = 3  # bump when the schema or what is indexed changes: an index of another format is refused
 K1 = 1.2  # tantivy's fixed BM25 parameters (b = 0.75), the snapshot's (index/lexical.py)
 WRITER_HEAP_BYTES = 50_000_000  # per index writer, one indexing thread each (tantivy's minimum is 15 MB)
 LOCK_POLL_SECONDS = 0.05
 SENTENCE_PAGE = 4  # sentence hits fetched per wanted chunk, per page
+
+
+class EngineFormatError(NewsbotError):
+    """The directory holds a lexical index this newsbot cannot read (another format, schema or a damaged tag).
+    It is derived data: ``index.follower`` removes it and builds the engine again from the store."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +65,33 @@ class LexicalChunk:
     published_ts: int  # unix seconds, 0 when unknown (then never inside a since/until window)
     title: str
     text: str
-    sentences: tuple[tuple[str, str], ...]  # (text, kind), as index.snapshot.classify_sentences gives them
+    sentences: tuple[tuple[str, str], ...]  # (text, kind), as index.follower.classify_sentences gives them
+    meta: ChunkMeta | None = None  # the stored metadata, shown with the passage (None: built from the fields above)
+
+    @property
+    def chunk_meta(self) -> ChunkMeta:
+        return self.meta if self.meta is not None else ChunkMeta(
+            article_id=self.article_id, title=self.title, source=self.source, published_ts=self.published_ts)
+
+    def record(self) -> bytes:
+        """What a passage is shown from: the text, the metadata and the classified sentences (JSON)."""
+        return json.dumps([self.text, self.chunk_meta.as_dict(), [list(s) for s in self.sentences]]).encode()
 
     def digest(self) -> str:
         """A fingerprint of everything indexed for this chunk (re-applying an unchanged article is skipped)."""
         blob = json.dumps([self.id, self.article_id, self.source, self.published_ts, self.title, self.text,
-                           self.sentences, FORMAT])
+                           self.sentences, self.chunk_meta.as_dict(), FORMAT])
         return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """What ranking reads of a candidate chunk besides its scores: the filter columns."""
+
+    article_id: str
+    source: str
+    published_ts: int
+    day: str  # the publication day as written (YYYY-MM-DD), "" when unknown
 
 
 class LexicalEngine(Protocol):
@@ -107,14 +133,34 @@ class LexicalEngine(Protocol):
         """How many indexed chunks hold ``term``."""
         ...
 
+    def count(self, filters: Filters = NO_FILTERS) -> int:
+        """How many indexed chunks the filters keep."""
+        ...
+
+    def describe(self, chunk_ids: Iterable[str]) -> dict[str, ChunkInfo]:
+        """The filter columns of those of ``chunk_ids`` that are indexed (others are left out)."""
+        ...
+
+    def records(self, chunk_ids: Iterable[str]) -> dict[str, tuple[str, ChunkMeta, list[tuple[str, str]]]]:
+        """Text, metadata and classified sentences of those of ``chunk_ids`` that are indexed."""
+        ...
+
+    def outlets(self) -> dict[str, int]:
+        """Every outlet of the indexed chunks, with its number of chunks."""
+        ...
+
+    def date_range(self) -> tuple[str, str] | None:
+        """The publication days (as written) of the earliest and latest dated chunks, None when none has a date."""
+        ...
+
 
 def _schema(*own: Callable[[tantivy.SchemaBuilder], object]) -> tantivy.Schema:
     """A schema with the fields both indexes filter on, ``own`` fields, and the pre-tokenised terms last."""
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("chunk_id", stored=True, tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("article_id", tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("source", tokenizer_name="raw", index_option="basic")
-    sb.add_integer_field("published_ts", indexed=True, fast=True)
+    sb.add_text_field("article_id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("source", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_integer_field("published_ts", stored=True, indexed=True, fast=True)
     for add in own:
         add(sb)
     sb.add_text_field("terms", tokenizer_name="whitespace", index_option="freq")
@@ -122,7 +168,19 @@ def _schema(*own: Callable[[tantivy.SchemaBuilder], object]) -> tantivy.Schema:
 
 
 def _chunk_schema() -> tantivy.Schema:
-    return _schema(lambda sb: sb.add_text_field("digest", stored=True, tokenizer_name="raw", index_option="basic"))
+    return _schema(lambda sb: sb.add_text_field("digest", stored=True, tokenizer_name="raw", index_option="basic"),
+                   lambda sb: sb.add_text_field("day", stored=True, tokenizer_name="raw", index_option="basic"))
+
+
+def _record_schema() -> tantivy.Schema:
+    """What passages are shown from, apart from what is searched (so searches never decompress it)."""
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("chunk_id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("article_id", tokenizer_name="raw", index_option="basic")
+    sb.add_bytes_field("record", stored=True, indexed=False)
+    return sb.build()
+
+
 
 
 def _sentence_schema() -> tantivy.Schema:
@@ -130,16 +188,22 @@ def _sentence_schema() -> tantivy.Schema:
                    lambda sb: sb.add_text_field("kind", stored=True, tokenizer_name="raw", index_option="basic"))
 
 
+SCHEMAS = (("chunks", _chunk_schema), ("sentences", _sentence_schema), ("records", _record_schema))
+
+
 class TantivyEngine:
     """``LexicalEngine`` on two tantivy indexes in ``path`` (``chunks/`` and ``sentences/``) on local disk."""
 
-    def __init__(self, path: Path, chunks: tantivy.Index, sentences: tantivy.Index, lock_timeout: float) -> None:
+    def __init__(self, path: Path, chunks: tantivy.Index, sentences: tantivy.Index, records: tantivy.Index,
+                 lock_timeout: float) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
         self._chunks = chunks
         self._sentences = sentences
+        self._records = records
         self._chunk_schema = chunks.schema
         self._sentence_schema = sentences.schema
+        self._holding = threading.local()  # this thread holds the writer lock (``writing``)
 
     @classmethod
     def open(cls, path: Path, *, lock_timeout: float = 10.0) -> TantivyEngine:
@@ -151,27 +215,32 @@ class TantivyEngine:
             with _writer_lock(path, lock_timeout):
                 found = _format_of(path)
                 if found is None:
-                    for name, schema in (("chunks", _chunk_schema()), ("sentences", _sentence_schema())):
+                    for name, schema in SCHEMAS:
                         (path / name).mkdir(exist_ok=True)
-                        tantivy.Index(schema, path=str(path / name), reuse=True)
+                        tantivy.Index(schema(), path=str(path / name), reuse=True)
                     tmp = path / f"{TAG}.tmp{os.getpid()}"
                     tmp.write_text(json.dumps({"format": FORMAT}))
                     os.replace(tmp, path / TAG)
                     found = FORMAT
         if found != FORMAT:
-            raise NewsbotError(f"the lexical index in {path} is of format {found}, this newsbot reads format "
-                               f"{FORMAT}: delete the directory and let it be rebuilt")
+            raise EngineFormatError(f"the lexical index in {path} is of format {found}, this newsbot reads format "
+                                    f"{FORMAT}: delete the directory and let it be rebuilt")
         indexes = []
-        for name, schema in (("chunks", _chunk_schema()), ("sentences", _sentence_schema())):
-            index = tantivy.Index(schema, path=str(path / name), reuse=True)
+        for name, schema in SCHEMAS:
+            try:
+                index = tantivy.Index(schema(), path=str(path / name), reuse=True)
+            except ValueError as err:  # "An index exists but the schema does not match."
+                raise EngineFormatError(f"the lexical index in {path / name} does not match this newsbot's schema: "
+                                        "delete the directory and let it be rebuilt") from err
             index.config_reader("manual")  # a reader's view changes only on reload(): searches see one state
             indexes.append(index)
-        return cls(path, indexes[0], indexes[1], lock_timeout)
+        return cls(path, *indexes, lock_timeout=lock_timeout)
 
     # -- reads ----------------------------------------------------------------------------------------------------
     def reload(self) -> None:
         self._chunks.reload()
         self._sentences.reload()
+        self._records.reload()
 
     def __len__(self) -> int:
         return self._chunks.searcher().num_docs
@@ -220,6 +289,63 @@ class TantivyEngine:
         query = _term(self._chunk_schema, "terms", term)
         return self._chunks.searcher().search(query, 1, count=True).count or 0
 
+    def count(self, filters: Filters = NO_FILTERS) -> int:
+        keep = self._filters(self._chunk_schema, filters)
+        if keep is None:
+            return 0
+        query = tantivy.Query.all_query() if not keep else tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, q) for q in keep])
+        return self._chunks.searcher().search(query, 1, count=True).count or 0
+
+    def _docs(self, chunk_ids: Iterable[str], index: tantivy.Index | None = None) -> Iterator[tantivy.Document]:
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return
+        index = index or self._chunks
+        searcher = index.searcher()
+        query = tantivy.Query.term_set_query(index.schema, "chunk_id", ids)
+        for _, addr in searcher.search(query, len(ids), count=False).hits:
+            yield searcher.doc(addr)
+
+    def describe(self, chunk_ids: Iterable[str]) -> dict[str, ChunkInfo]:
+        return {d.get_first("chunk_id"): ChunkInfo(d.get_first("article_id"), d.get_first("source") or "",
+                                                   int(d.get_first("published_ts") or 0), d.get_first("day") or "")
+                for d in self._docs(chunk_ids)}
+
+    def records(self, chunk_ids: Iterable[str]) -> dict[str, tuple[str, ChunkMeta, list[tuple[str, str]]]]:
+        out = {}
+        for d in self._docs(chunk_ids, self._records):
+            text, meta, sentences = json.loads(d.get_first("record"))
+            out[d.get_first("chunk_id")] = (text, ChunkMeta.from_dict(meta), [(s, k) for s, k in sentences])
+        return out
+
+    def outlets(self) -> dict[str, int]:
+        searcher = self._chunks.searcher()
+        # counted over live documents only (a deleted article's outlet stays in the term dictionary until a merge)
+        found = searcher.terms_with_prefix("source", "", filter_query=tantivy.Query.all_query())
+        return {term: n for term, n in found if term and n}
+
+    def date_range(self) -> tuple[str, str] | None:
+        searcher = self._chunks.searcher()
+        dated = tantivy.Query.range_query(self._chunk_schema, "published_ts", tantivy.FieldType.Integer, 1, None)
+        days = []
+        for order in (tantivy.Order.Asc, tantivy.Order.Desc):
+            hits = searcher.search(dated, 1, count=False, order_by_field="published_ts", order=order).hits
+            if not hits:
+                return None
+            days.append(searcher.doc(hits[0][1]).get_first("day") or "")
+        return (days[0], days[1]) if all(days) else None
+
+    def chunk_ids(self) -> list[str]:
+        """Every indexed chunk's id."""
+        found = self._chunks.searcher().terms_with_prefix("chunk_id", "", filter_query=tantivy.Query.all_query())
+        return [term for term, n in found if n]
+
+    def article_ids(self) -> list[str]:
+        """Every indexed article's id."""
+        found = self._chunks.searcher().terms_with_prefix("article_id", "", filter_query=tantivy.Query.all_query())
+        return [term for term, n in found if n]
+
     def _sentence_hits(self, query: tantivy.Query, page: int) -> Iterator[tuple[str, float]]:
         """Every matching sentence as (chunk id, score), best first, fetched a page at a time."""
         searcher = self._sentences.searcher()
@@ -241,6 +367,20 @@ class TantivyEngine:
         Q, must = tantivy.Query, tantivy.Occur.Must
         text = Q.boolean_query([(tantivy.Occur.Should, Q.boost_query(_term(schema, "terms", t), n))
                                 for t, n in Counter(terms).items()])
+        keep = self._filters(schema, filters) or []
+        if chunk_ids:
+            keep.append(Q.term_set_query(schema, "chunk_id", list(chunk_ids)))
+        if not keep:
+            return text
+        # a filter clause scoring 0 restricts the documents without changing their BM25
+        return Q.boolean_query([(must, text)] + [(must, Q.const_score_query(q, 0.0)) for q in keep])
+
+    @staticmethod
+    def _filters(schema: tantivy.Schema, filters: Filters) -> list[tantivy.Query] | None:
+        """Queries for the filters' restrictions ([] when there are none), None when they keep nothing."""
+        Q = tantivy.Query
+        if filters.articles is not None and not filters.articles:
+            return None
         keep: list[tantivy.Query] = []
         if filters.sources:
             keep.append(Q.term_set_query(schema, "source", list(filters.sources)))
@@ -248,12 +388,7 @@ class TantivyEngine:
             keep.append(Q.range_query(schema, "published_ts", tantivy.FieldType.Integer, filters.since, filters.until))
         if filters.articles is not None:
             keep.append(Q.term_set_query(schema, "article_id", sorted(filters.articles)))
-        if chunk_ids:
-            keep.append(Q.term_set_query(schema, "chunk_id", list(chunk_ids)))
-        if not keep:
-            return text
-        # a filter clause scoring 0 restricts the documents without changing their BM25
-        return Q.boolean_query([(must, text)] + [(must, Q.const_score_query(q, 0.0)) for q in keep])
+        return keep
 
     # -- writes ---------------------------------------------------------------------------------------------------
     def apply(self, upserts: Sequence[LexicalChunk], deletes: Iterable[str] = ()) -> int:
@@ -268,10 +403,12 @@ class TantivyEngine:
             if not changed and not dropped:
                 return 0
             articles = sorted(changed.keys() | dropped)
-            with self._writer(self._sentences) as sentences, self._writer(self._chunks) as chunks:
-                # sentences first: the chunk index holds the digests, so a crash between the two commits leaves
-                # the article looking changed and the next apply of it redoes both
-                for writer, documents in ((sentences, self._sentence_docs), (chunks, self._chunk_docs)):
+            with self._writer(self._sentences) as sentences, self._writer(self._records) as records, \
+                    self._writer(self._chunks) as chunks:
+                # chunks last: the chunk index holds the digests, so a crash between the commits leaves the article
+                # looking changed and the next apply of it redoes them all
+                for writer, documents in ((sentences, self._sentence_docs), (records, self._record_docs),
+                                          (chunks, self._chunk_docs)):
                     for article in articles:
                         writer.delete_documents_by_term("article_id", article)
                     for group in changed.values():
@@ -303,7 +440,13 @@ class TantivyEngine:
         texts = tokenize([t for chunk in chunks for t in (chunk.title, chunk.text)])
         for c, (title, text) in zip(chunks, _pairs(texts), strict=True):
             yield tantivy.Document(chunk_id=c.id, article_id=c.article_id, source=c.source,
-                                   published_ts=c.published_ts, digest=c.digest(), terms=" ".join(title + text))
+                                   published_ts=c.published_ts, digest=c.digest(), terms=" ".join(title + text),
+                                   day=c.chunk_meta.day)
+
+    @staticmethod
+    def _record_docs(chunks: Sequence[LexicalChunk]) -> Iterator[tantivy.Document]:
+        for c in chunks:
+            yield tantivy.Document(chunk_id=c.id, article_id=c.article_id, record=c.record())
 
     @staticmethod
     def _sentence_docs(chunks: Sequence[LexicalChunk]) -> Iterator[tantivy.Document]:
@@ -325,10 +468,24 @@ class TantivyEngine:
 
     def _holds(self, article_id: str) -> bool:
         return any(ix.searcher().search(_term(ix.schema, "article_id", article_id), 1, count=True).count
-                   for ix in (self._chunks, self._sentences))
+                   for ix in (self._chunks, self._sentences, self._records))
+
+    @contextmanager
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the engine's writer lock across several steps (read state, apply, save state); ``apply`` inside
+        does not take it again. Raises a one-line NewsbotError when another process holds it past ``timeout``."""
+        if getattr(self._holding, "yes", False):
+            yield
+            return
+        with _writer_lock(self.path, self.lock_timeout if timeout is None else timeout):
+            self._holding.yes = True
+            try:
+                yield
+            finally:
+                self._holding.yes = False
 
     def _write_lock(self) -> AbstractContextManager[None]:
-        return _writer_lock(self.path, self.lock_timeout)
+        return self.writing()
 
 
 @contextmanager
@@ -358,7 +515,7 @@ def _format_of(path: Path) -> object:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, AttributeError) as err:
-        raise NewsbotError(f"the lexical index in {path} has an unreadable {TAG}: delete the directory and let it "
+        raise EngineFormatError(f"the lexical index in {path} has an unreadable {TAG}: delete the directory and let it "
                            "be rebuilt") from err
 
 

@@ -10,7 +10,7 @@ and forgetting an article leaves its record as a tombstone (state "forgotten") i
 can ask what changed since its watermark (``changes_since``) and repair anything missed (``live_hashes``).
 
 In embedded mode every change of the version token is also written to a small JSON file beside the database
-(``version_marker``), so readers can tell whether their search snapshot is current without importing chromadb.
+(``version_marker``), so readers can tell whether anything changed without importing chromadb.
 Chroma's collection metadata stays the truth; the file is a copy, rewritten under a lock in the same order.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import NewsbotError, first_line
-from index.types import ArticleChange, ChunkMeta
+from index.types import ArticleChange, ChunkMeta, IndexVersion
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,23 @@ PAGE = 5000  # rows per get() page; under Chroma's max batch size
 FORGOTTEN = "forgotten"  # the state of a forgotten article's catalogue record (its tombstone)
 FEED_PAGE = 300  # catalogue records per changes_since()/live_hashes() page: Chroma Cloud returns at most 300
 CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma wants an embedding per record
+EF_SEARCH = 300  # HNSW search breadth: recall@100 against exact cosine 0.996 (100 gives 0.972; bench/writepath.py)
+QUERY_LIMIT = 300  # results per dense query, records per get() by id: Chroma Cloud's caps, safe everywhere
 
 
 def version_marker(path: Path, collection: str) -> Path:
     """The file beside an embedded Chroma database that mirrors ``collection``'s version token and model."""
     return path / f"newsbot-version-{collection}.json"
+
+
+def read_marker(marker: Path) -> IndexVersion | None:
+    """The version token and embedding model recorded in an embedded store's marker file (``version_marker``);
+    None when it is missing or unreadable. Read without importing chromadb."""
+    try:
+        found = json.loads(marker.read_text())
+        return IndexVersion(str(found["version"]), str(found.get("embedding_model", "")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -75,10 +87,14 @@ class ChromaStore:
 
     def __init__(self, *, path: Path | None = None, host: str = "", port: int = 8000, ssl: bool = False,
                  headers: dict[str, str] | None = None, collection: str = "newsbot",
-                 embedding_model: str = "") -> None:
+                 embedding_model: str = "", query_limit: int = QUERY_LIMIT) -> None:
         os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
         import chromadb
         from chromadb.config import Settings
+
+        self.query_limit = max(1, query_limit)
+        self._path = path
+        self._own_versions: set[str] = set()  # version tokens this process wrote (its own writes need no reopen)
 
         settings = Settings(anonymized_telemetry=False)
         try:
@@ -102,10 +118,8 @@ class ChromaStore:
         self._marker = version_marker(path, collection) if path is not None and not host else None
         if host:  # a server can go away under a long-running process: say so in one line
             self._client = _ServerCalls(self._client, f"Chroma server at {host}:{port}")
-        self._chunks = self._client.get_or_create_collection(
-            collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedding_model": embedding_model} if embedding_model else None)
-        self._catalog = self._client.get_or_create_collection(f"{collection}_articles", embedding_function=None)
+        self._collection = collection
+        self._open_collections(embedding_model)
         stored_model = (self._chunks.metadata or {}).get("embedding_model", "")
         if embedding_model and stored_model and stored_model != embedding_model:
             raise NewsbotError(f"this index was built with the embedding model {stored_model!r}, not "
@@ -115,6 +129,38 @@ class ChromaStore:
         elif self._marker is not None and not self._marker.exists():  # a new index, or one from before markers
             self.sync_marker()
 
+    def _open_collections(self, embedding_model: str = "") -> None:
+        self._chunks = self._client.get_or_create_collection(
+            self._collection, embedding_function=None,
+            configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
+            metadata={"embedding_model": embedding_model} if embedding_model else None)
+        self._catalog = self._client.get_or_create_collection(f"{self._collection}_articles", embedding_function=None)
+        hnsw = (self._chunks.configuration or {}).get("hnsw") or {}
+        if hnsw.get("ef_search", EF_SEARCH) != EF_SEARCH:  # an index from before: search it as broadly
+            self._chunks.modify(configuration={"hnsw": {"ef_search": EF_SEARCH}})
+            self._chunks = self._client.get_collection(self._collection, embedding_function=None)
+
+    def reopen(self) -> None:
+        """Embedded mode: see the vectors other processes have added since this client opened (an embedded client
+        keeps the HNSW index it loaded). Only this database's cached client is replaced; objects still holding the
+        old one keep working on their old view. A server needs nothing: it owns the one index."""
+        if self.mode != "embedded":
+            return
+        import chromadb
+        from chromadb.api.shared_system_client import SharedSystemClient
+        from chromadb.config import Settings
+
+        identifier = getattr(self._client, "_identifier", str(self._path))
+        SharedSystemClient._identifier_to_system.pop(identifier, None)  # pinned by tests/test_store.py
+        SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+        self._client = chromadb.PersistentClient(path=str(self._path), settings=Settings(anonymized_telemetry=False))
+        self._open_collections()
+        log.debug("reopened the embedded Chroma database in %s", self._path)
+
+    def wrote(self, version: str) -> bool:
+        """Was ``version`` written by this process (so its client already sees what came with it)?"""
+        return version in self._own_versions
+
     # -- version marker shared by every process using this database -------------------------------------
     def version(self) -> str:
         """A token that changes whenever chunks are added or removed (read by lexical-index refresh)."""
@@ -122,6 +168,7 @@ class ChromaStore:
 
     def bump_version(self) -> str:
         token = uuid.uuid4().hex
+        self._own_versions.add(token)
         self._set_meta(version=token)
         return token
 
@@ -200,6 +247,10 @@ class ChromaStore:
 
     def chunk_count(self) -> int:
         return self._chunks.count()
+
+    def article_count(self) -> int:
+        """Catalogue records, tombstones included (cheap)."""
+        return self._catalog.count()
 
     # -- writes ------------------------------------------------------------------------------------------
     def write_articles(self, items: Sequence[tuple[dict[str, Any], Sequence[ChunkRecord], np.ndarray]],
@@ -298,11 +349,50 @@ class ChromaStore:
             offset += PAGE
 
     def get_chunks(self, ids: Sequence[str]) -> dict[str, ChunkRecord]:
-        if not ids:
-            return {}
-        res = self._chunks.get(ids=list(ids), include=["documents", "metadatas"])
-        return {i: ChunkRecord(i, d or "", ChunkMeta.from_dict(m or {}))
-                for i, d, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False)}
+        out: dict[str, ChunkRecord] = {}
+        for i in range(0, len(ids), self.query_limit):
+            res = self._chunks.get(ids=list(ids[i:i + self.query_limit]), include=["documents", "metadatas"])
+            out.update({c: ChunkRecord(c, d or "", ChunkMeta.from_dict(m or {}))
+                        for c, d, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False)})
+        return out
+
+    def chunks_of(self, article_ids: Sequence[str]) -> list[ChunkRecord]:
+        """Every stored chunk (text and metadata, no vector) of these articles, a page at a time."""
+        out: list[ChunkRecord] = []
+        for i in range(0, len(article_ids), 50):
+            where = {"article_id": {"$in": list(article_ids[i:i + 50])}}
+            offset = 0
+            while True:
+                res = self._chunks.get(where=where, include=["documents", "metadatas"], limit=self.query_limit,
+                                       offset=offset)
+                out += [ChunkRecord(c, d or "", ChunkMeta.from_dict(m or {}))
+                        for c, d, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [], strict=False)]
+                if len(res["ids"]) < self.query_limit:
+                    break
+                offset += self.query_limit
+        return out
+
+    # -- dense search ----------------------------------------------------------------------------------------
+    def nearest(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """The ``n`` (at most ``query_limit``) chunks nearest to a unit ``vector`` by Chroma's HNSW index, with
+        their cosine similarity (exact for the chunks found), best first; ``where`` filters on chunk metadata."""
+        n = min(n, self.query_limit)
+        if n <= 0:
+            return []
+        res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n, where=where,
+                                 include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], (res["distances"] or [[]])[0], strict=False)]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these chunks (those that exist), read ``query_limit`` at a time."""
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(ids), self.query_limit):
+            res = self._chunks.get(ids=list(ids[i:i + self.query_limit]), include=["embeddings"])
+            embs = res.get("embeddings")
+            if embs is None:
+                continue
+            out.update({c: np.asarray(v, dtype=np.float32) for c, v in zip(res["ids"], embs, strict=False)})
+        return out
 
 
 class _ServerCalls:

@@ -8,7 +8,7 @@ import pytest
 from bot.answer import AnswerConfig, compose, question_names
 from bot.answering import Answerer
 from index import terms
-from index.snapshot import classify_sentences
+from index.follower import classify_sentences
 from index.types import Passage, Sentence
 from tests.fakes import FakeSearch, passage
 

@@ -32,8 +32,8 @@ from bot.settings import load_settings
 app = Services(load_settings())
 chunks = sorted((r.id, r.text, r.meta.article_id) for r in app.index.store.iter_chunks())
 catalog = sorted((a.id, a.n_chunks, a.content_hash) for a in app.index.store.catalog().values())
-snapshot = sorted(app.index.snapshots.current().ids)
-print(json.dumps({"chunks": chunks, "catalog": catalog, "snapshot": snapshot,
+lexical = sorted(app.index.follower.current().chunk_ids())
+print(json.dumps({"chunks": chunks, "catalog": catalog, "lexical": lexical,
                   "articles": app.index.stats().articles,
                   "chunk_count": app.index.store.chunk_count()}))
 """
@@ -95,7 +95,7 @@ def state(env: dict[str, str]) -> dict[str, object]:
 def assert_same_index(got: dict[str, object], clean: dict[str, object]) -> None:
     lost = {a[0] for a in clean["catalog"]} - {a[0] for a in got["catalog"]}  # type: ignore[union-attr]
     assert not lost, f"{len(lost)} articles lost"
-    for key in ("catalog", "chunks", "snapshot", "articles", "chunk_count"):
+    for key in ("catalog", "chunks", "lexical", "articles", "chunk_count"):
         assert got[key] == clean[key], key
 
 
@@ -125,7 +125,7 @@ def test_sigkilled_ingest_converges_to_a_clean_run(cli_env: dict[str, str], tmp_
     kills += killed_at(env, "upsert", "catalogue", 1, "before", "ingest", str(path))
     # first batch committed, the second one's chunks written but not committed
     kills += killed_at(env, "upsert", "catalogue", 2, "before", "ingest", str(path))
-    for _ in range(3):  # anywhere: loading the model, embedding, writing, rebuilding the search snapshot
+    for _ in range(3):  # anywhere: loading the model, embedding, writing, updating the lexical engine
         kills += killed_after(env, rng.uniform(0.5, took), "ingest", str(path))
     KILLS["ingest"] += kills
     assert kills >= 3
@@ -156,7 +156,7 @@ def test_sigkilled_forget_converges_to_a_clean_forget(cli_env: dict[str, str], t
     rng = random.Random(8)
     points = [(victim, ("upsert", "catalogue", 1, "after")),  # record marked "deleting", chunks all there
               (url, ("delete", "chunks", 1, "after")),  # chunks gone, catalogue record still there
-              (victim, ("upsert", "catalogue", 2, "after"))]  # tombstone written, search snapshot not yet rebuilt
+              (victim, ("upsert", "catalogue", 2, "after"))]  # tombstone written, lexical engine not yet updated
     kills = 0
     for i, (key, point) in enumerate(points):
         env = fresh(f"crash{i}")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from index.errors import NewsbotError
-from index.snapshot import SearchSnapshot
 from index.types import Article
 from tests.fakes import FIXTURES
 
@@ -20,8 +19,7 @@ def _articles(app) -> list[Article]:  # type: ignore[no-untyped-def]
 
 def _snapshot(app) -> tuple[list[tuple[str, str]], list[str]]:  # type: ignore[no-untyped-def]
     chunks = sorted((c.id, c.text) for c in app.index.store.iter_chunks())
-    lex = SearchSnapshot.load(app.settings.data_dir)
-    return chunks, sorted(lex.ids) if lex else []
+    return chunks, sorted(app.index.follower.engine.chunk_ids())
 
 
 def test_reingest_adds_nothing(fast_app) -> None:  # type: ignore[no-untyped-def]
@@ -32,7 +30,7 @@ def test_reingest_adds_nothing(fast_app) -> None:  # type: ignore[no-untyped-def
     assert (again.new, again.updated, again.unchanged, again.chunks_added) == (0, 0, 6, 0)
     assert _snapshot(fast_app) == before
     assert again.chunks_total == first.chunks_total == len(before[0])
-    assert before[1] == [cid for cid, _ in before[0]]  # BM25 covers exactly the stored chunks
+    assert before[1] == [cid for cid, _ in before[0]]  # the lexical engine holds exactly the stored chunks
 
 
 def test_edited_article_replaces_all_its_chunks(fast_app) -> None:  # type: ignore[no-untyped-def]
@@ -66,8 +64,8 @@ def test_forget_removes_everywhere(fast_app) -> None:  # type: ignore[no-untyped
     assert ids == [articles[1].id] and removed >= 1
     assert all(c.meta.article_id != articles[1].id for c in fast_app.index.store.iter_chunks())
     assert fast_app.index.stats().as_dict()["articles"] == 5
-    lex = SearchSnapshot.load(fast_app.settings.data_dir)
-    assert lex is not None and articles[1].id not in lex.article_ids
+    held = fast_app.index.follower.engine.article_ids()
+    assert len(held) == 5 and articles[1].id not in held
     with pytest.raises(NewsbotError, match="no article"):
         fast_app.index.forget(articles[1].id)
 

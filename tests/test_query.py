@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from index.lexical import tokenize
+from index.lexical_engine import LexicalChunk, TantivyEngine
 from index.query import clauses, phrases
-from index.retrieve import _phrase_match
-from index.snapshot import SearchSnapshot, SnapshotRow
-from index.types import ChunkMeta
+from index.retrieve import _column, _phrase_match
 
 LONG = ("Which company, cited in articles from both The Verge and TechCrunch, is involved in legal disputes for "
         "making exclusive deals with major tech companies, defending against accusations in an antitrust battle "
@@ -27,27 +29,31 @@ def test_a_simple_question_has_no_phrases() -> None:
     assert phrases("") == ()
 
 
-def _index(chunks: list[list[str]]) -> SearchSnapshot:
-    vectors = np.eye(len(chunks), 4, dtype=np.float32)
-    rows = [SnapshotRow(f"a{i}:0", " ".join(sents), ChunkMeta(f"a{i}"), vectors[i],
-                        tuple((s, "prose") for s in sents)) for i, sents in enumerate(chunks)]
-    return SearchSnapshot.build(rows, "v1", embedding_model="test")
+def _index(path: Path, chunks: list[list[str]]) -> TantivyEngine:
+    engine = TantivyEngine.open(path)
+    engine.apply([LexicalChunk(f"a{i}:0", f"a{i}", "", 0, "", " ".join(sents), tuple((s, "prose") for s in sents))
+                  for i, sents in enumerate(chunks)])
+    return engine
 
 
-def test_phrase_match_prefers_one_sentence_that_matches_a_phrase_closely() -> None:
-    lex = _index([
+def test_phrase_match_prefers_one_sentence_that_matches_a_phrase_closely(tmp_path: Path) -> None:
+    lex = _index(tmp_path, [
         ["The regulator fined the carmaker over emissions.", "Shares fell sharply on Monday."],
         ["An antitrust battle with a game maker went to trial.", "The jury sided with the game maker."],
         ["The game studio shipped a sequel.", "An unrelated battle over taxes continued."],
     ])
-    rows = np.arange(3)
+    ids = ["a0:0", "a1:0", "a2:0"]
+
+    def sentence_scores(text: str) -> np.ndarray:
+        return _column(lex.sentence_scores_for(tokenize([text])[0], ids), ids)
+
     phrases = ("an antitrust battle with a game maker", "fined over emissions")
-    score = _phrase_match(lex.sentence_scores, phrases, rows, None)
+    score = _phrase_match(sentence_scores, phrases, np.arange(3))
     assert score[1] == 1.0  # the best candidate for a phrase scores 1 (squared stays 1)
     assert score[0] == 1.0  # the other phrase's best candidate is lifted as well
     assert 0.0 < score[2] < 0.5  # scattered, partial matches are lifted far less
-    blocked = _phrase_match(lex.sentence_scores, phrases[:1], rows, np.array([True, False, True]))
-    assert blocked[1] == 0.0 and blocked[2] == 1.0  # filtered-out rows neither score nor set the scale
+    pool = _phrase_match(sentence_scores, phrases[:1], np.array([0, 2]))
+    assert pool[1] == 1.0  # rows outside the pool neither score nor set the scale
 
 
 def test_tokenize_survives_its_stem_cache_filling_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]

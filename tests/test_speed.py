@@ -174,7 +174,7 @@ def test_overlapped_writes_store_exactly_what_sync_writes_store(tmp_path: Path, 
     results = []
     for mode in (True, False):
         app = Services(make_settings(tmp_path / f"d{mode}"), embedder=hash_embedder)
-        report = ingest(_articles(app), app.index.store, app.index.embedder, app.index.layout.snapshot_dir,
+        report = ingest(_articles(app), app.index.store, app.index.embedder,
                         config=ChunkingConfig(), batch_articles=2, overlap_writes=mode)
         chunks = sorted((c.id, c.text, c.meta.content_hash) for c in app.index.store.iter_chunks())
         results.append(((report.new, report.updated, report.chunks_added, report.chunks_total), chunks,
@@ -208,7 +208,7 @@ def test_a_failed_background_write_surfaces_and_leaves_only_whole_articles(tmp_p
     articles = _articles(app)
     store = FailingStore(app.index.store, fail_on=2)
     with pytest.raises(NewsbotError, match="could not write to the index: No space left on device"):
-        ingest(articles, store, app.index.embedder, app.index.layout.snapshot_dir, config=ChunkingConfig(),  # type: ignore[arg-type]
+        ingest(articles, store, app.index.embedder, config=ChunkingConfig(),  # type: ignore[arg-type]
                batch_articles=2)
     committed = app.index.store.catalog()
     assert set(committed) == {a.id for a in articles[:2]}  # the first batch only; nothing after the failure
