@@ -1,13 +1,17 @@
 """`make bench`: ingest throughput, cold start, warm latency, scale curve and memory, side by side, in one run.
 
     .venv/bin/python bench/run.py --shared ../shared/data [--scales 1,4,16] [--quick] [--work DIR] [--keep]
-        [--only SECTIONS] [--mh-index DIR] [--baseline-articles N] [--ingest-reps N]
+        [--only SECTIONS] [--mh-index DIR] [--baseline-articles N] [--ingest-reps N] [--writepath-chunks N]
 
 Every measurement that needs a fresh process (ingest, cold start, peak RSS, queries) runs in a child
 process of this script (``--child ...``); its peak RSS comes from ``wait4``. Newsbot ingests each whole
 corpus for its throughput figure; the ratio against the plain LlamaIndex baseline (too slow for a whole
 corpus) comes from both ingesting the same seeded sample, alternating, each run into a fresh dir.
 The last line printed is one JSON object holding every figure.
+
+The ``writepath`` section (bench/writepath.py: synthetic growth to 500,000 chunks on a Chroma server, write->visible
+in another process, per-stage latency, HNSW recall, reader memory) takes well over 15 minutes, so it runs only when
+named: ``--only writepath`` (``--quick``: a 20,000-chunk smoke run; ``--writepath-chunks N`` sets the size).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ NEWSBOT = [sys.executable, "-m", "bot"]
 COLD_QUESTION = "Which company did the FTC sue in November 2023?"
 LEVER_CHUNKS = 128  # chunks of real text in the embedding micro-benchmarks
 LEVER_REPS = 7  # rounds over every variant; the median round counts
-SECTIONS = ("levers", "ingest", "cold", "warm", "discord", "scale", "e2e", "modes")
+SECTIONS = ("levers", "ingest", "cold", "warm", "discord", "scale", "e2e", "modes", "writepath")
+ON_REQUEST = ("writepath",)  # over 15 minutes: run only when named in --only
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -413,7 +418,10 @@ def main() -> None:
     ap.add_argument("--ingest-reps", type=int, default=2, help="alternating runs of each pipeline on the shared "
                     "sample (at least 2)")
     ap.add_argument("--no-e2e-levers", action="store_true", help="skip the end-to-end fp32 and sync-write ingests")
-    ap.add_argument("--only", default="", help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
+    ap.add_argument("--only", default="", help=f"comma-separated sections to run (default all but "
+                    f"{','.join(ON_REQUEST)}: {','.join(s for s in SECTIONS if s not in ON_REQUEST)})")
+    ap.add_argument("--writepath-chunks", type=int, default=0, help="chunks at the write-path section's largest size "
+                    "(default 500000; quick: 20000)")
     ap.add_argument("--mh-index", type=Path, help="an ingested MultiHop data dir for cold/warm/discord when the "
                     "ingest section is not run")
     ap.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -427,7 +435,7 @@ def main() -> None:
         raise SystemExit(f"bench: unknown section(s) {', '.join(sorted(only - set(SECTIONS)))}")
 
     def want(section: str) -> bool:
-        return not only or section in only
+        return section in only if only else section not in ON_REQUEST
     scales = [int(x) for x in args.scales.split(",") if x.strip()] if not quick else [1]
     multihop = args.shared / "multihop-rag" / "corpus.json.gz"
     dev = args.shared / "multihop-rag" / "dev-queries.json.gz"
@@ -613,6 +621,15 @@ def main() -> None:
                         f"retrieve p50/p95 {q['retrieve_p50_ms']}/{q['retrieve_p95_ms']} ms, "
                         f"ask p50/p95 {q['ask_p50_ms']}/{q['ask_p95_ms']} ms")
             figures["chroma_modes"] = modes
+
+        # 8. the write path at scale (bench/writepath.py)
+        if want("writepath"):
+            from bench.writepath import WritePathConfig
+            from bench.writepath import run as run_writepath
+
+            extra = {"chunks": args.writepath_chunks} if args.writepath_chunks else {}
+            wp_cfg = WritePathConfig.quick if quick else WritePathConfig
+            figures["writepath"] = run_writepath(wp_cfg(shared=args.shared, work=work / "writepath", **extra))
 
         figures["loadavg_end"] = os.getloadavg()[0]
     finally:
