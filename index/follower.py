@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.changes import Applied, AppliedFile, Plan, advance, plan, reconcile
-from index.errors import NewsbotError
+from index.errors import NewsbotError, first_line
 
 if TYPE_CHECKING:
     from index.lexical_engine import LexicalChunk, TantivyEngine
@@ -153,6 +153,7 @@ class Follower:
         self._lock = threading.RLock()
         self._checked = float("-inf")
         self._reconciled = time.monotonic()
+        self._reconciler: threading.Thread | None = None
         self._seen: str | None = None  # the store version this process last brought its view up to
         self.generation = 0  # grows whenever this process's view of the index changed
         self.state = AppliedFile(self.directory / "changefeed.json")
@@ -246,9 +247,10 @@ class Follower:
 
     def _follow(self, engine: TantivyEngine, force: bool = False) -> int:
         version = self._version()
-        due = time.monotonic() - self._reconciled >= self.config.reconcile_seconds or (
-            self._seen is None and self.store.article_count() <= self.config.startup_reconcile_articles)
-        if version == self._seen and not force and not due:
+        small = self._seen is None and self.store.article_count() <= self.config.startup_reconcile_articles
+        if time.monotonic() - self._reconciled >= self.config.reconcile_seconds:
+            self._reconcile_beside()
+        if version == self._seen and not force and not small:
             return 0
         store = self.store
         if self._seen is not None and version != self._seen and not store.wrote(version or ""):
@@ -256,29 +258,61 @@ class Follower:
         wait = self.config.busy_wait_seconds if len(engine) else 600.0  # with nothing to answer from, wait
         try:
             with engine.writing(timeout=wait):
-                changed = self._apply(engine, store, due)
+                changed = self._apply(engine, store, small)
         except NewsbotError:
             if not len(engine):
                 raise
             log.info("another process is updating the search index; answering from the one in hand")
             return 0
+        self._applied(engine, changed)
+        self._seen = version
+        return changed
+
+    def _applied(self, engine: TantivyEngine, changed: int) -> None:
+        """This process's view moves on: reload the engine, give back what applying freed."""
         engine.reload()
         if changed:
             _release_freed_memory()  # applying leaves freed buffers the allocator would otherwise keep (tens of MB)
-        if due:
-            self._reconciled = time.monotonic()
-        self._seen = version
         self.generation += 1
-        return changed
+
+    def _reconcile_beside(self) -> None:
+        """Start the periodic reconcile on a background thread: reading every live article's hash takes minutes
+        at a few hundred thousand articles, and no search waits for it (repairs are applied when it is done)."""
+        self._reconciled = time.monotonic()
+        if self._reconciler is not None and self._reconciler.is_alive():
+            return
+        self._reconciler = threading.Thread(target=self._reconcile, name="newsbot-reconcile", daemon=True)
+        self._reconciler.start()
+
+    def _reconcile(self) -> int:
+        """Compare the host's applied articles with the store's live ones and repair the difference (an article
+        that became live or changed after the live hashes were read is the feed's; a drop is checked again)."""
+        try:
+            live = self.store.live_hashes()
+            with self._lock:
+                engine = self.engine
+                with engine.writing(timeout=60.0):
+                    applied = self.state.load()
+                    _, changed = self._execute(engine, self.store, applied, reconcile(applied, live))
+                self._applied(engine, changed)
+            if changed:
+                log.info("reconcile repaired %d articles the change feed had missed", changed)
+            return changed
+        except Exception as err:  # the next period tries again
+            log.warning("could not compare the search index with the store (%s)", first_line(err))
+            log.debug("reconcile failed", exc_info=True)
+            return 0
 
     def _apply(self, engine: TantivyEngine, store: ChromaStore, reconcile_now: bool) -> int:
         """Under the engine's writer lock: apply the feed since the host's watermark (bootstrap when there is none)
-        and, when ``reconcile_now``, repair against the store's live articles."""
+        and, when ``reconcile_now`` (a process starting on a small store), repair against its live articles."""
         applied = self.state.load()
         started = time.time()
         if applied.watermark == 0.0 and not applied.hashes:
             log.info("building the search index from the store (once per host)")
             todo = reconcile(applied, store.live_hashes(), watermark=started)
+            reconcile_now = False
+            self._reconciled = time.monotonic()
         else:
             todo = plan(applied, store.changes_since(applied.read_from()))
         applied, changed = self._execute(engine, store, applied, todo)

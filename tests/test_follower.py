@@ -159,7 +159,10 @@ def test_an_update_applied_but_not_recorded_is_applied_again_idempotently(tmp_pa
     assert sorted(engine.chunk_ids()) == before
 
 
-def test_reconcile_repairs_a_change_the_feed_missed(tmp_path: Path) -> None:
+def test_reconcile_repairs_a_change_the_feed_missed_without_making_searches_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The periodic reconcile reads every live article's hash (minutes at scale) on a background thread: searches
+    answer meanwhile, and the repair lands when it is done."""
     data = tmp_path / "data"
     app = _app(data, index_reconcile_seconds=3600.0)
     articles = _articles(app)
@@ -173,9 +176,19 @@ def test_reconcile_repairs_a_change_the_feed_missed(tmp_path: Path) -> None:
     ingest([articles[5]], app.index.store, app.index.embedder)
     app.index.sync()
     assert articles[5].id not in follower.engine.article_ids()  # missed by the feed
+    release = threading.Event()
+    real = app.index.store.live_hashes
+    monkeypatch.setattr(app.index.store, "live_hashes", lambda: release.wait(20) and real())
     follower.config = replace(follower.config, reconcile_seconds=0.0)
-    app.index.sync()
+    started = time.monotonic()
+    assert not _found(app, articles[5])  # the reconcile has started; this search did not wait for it
+    assert time.monotonic() - started < 5
+    reconciler = follower._reconciler
+    assert reconciler is not None and reconciler.is_alive()
+    release.set()
+    reconciler.join(20)
     assert articles[5].id in follower.engine.article_ids()  # repaired
+    assert _found(app, articles[5])
 
 
 def test_an_interrupted_bootstrap_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
