@@ -20,14 +20,16 @@ PREFIX = "@@bench "  # marks a protocol line on a child's stdout
 
 
 def memory_mb(pid: int) -> dict[str, float]:
-    """Resident set (VmRSS), its peak (VmHWM) and proportional set size (Pss, shared pages split among the
+    """Resident set (VmRSS), its peak (VmHWM), its private part (RssAnon: heap, not the memory-mapped index files,
+    whose pages the kernel may drop at any time) and proportional set size (Pss, shared pages split among the
     processes mapping them) of process ``pid``, in MB; {} when the process is gone."""
     out: dict[str, float] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[{"VmRSS": "rss_mb", "VmHWM": "peak_rss_mb"}[key]] = round(int(value.split()[0]) / 1024, 1)
+            names = {"VmRSS": "rss_mb", "VmHWM": "peak_rss_mb", "RssAnon": "anon_mb", "RssFile": "file_mb"}
+            if key in names:
+                out[names[key]] = round(int(value.split()[0]) / 1024, 1)
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
                 out["pss_mb"] = round(int(line.split()[1]) / 1024, 1)
