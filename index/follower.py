@@ -264,6 +264,8 @@ class Follower:
                 raise
             log.info("another process is updating the search index; answering from the one in hand")
             return 0
+        if version != self._seen:
+            store.forget_vectors()  # the index moved (here or in another process of the host): cached vectors go
         self._applied(engine, changed)
         self._seen = version
         return changed
@@ -272,6 +274,8 @@ class Follower:
         """This process's view moves on: reload the engine, give back what applying freed."""
         engine.reload()
         if changed:
+            if self._store is not None:
+                self._store.forget_vectors()  # an updated article may keep its chunk ids
             _release_freed_memory()  # applying leaves freed buffers the allocator would otherwise keep (tens of MB)
         self.generation += 1
 

@@ -41,7 +41,7 @@ FORGOTTEN = "forgotten"  # the state of a forgotten article's catalogue record (
 FEED_PAGE = 300  # catalogue records per changes_since()/live_hashes() page: Chroma Cloud returns at most 300
 CATALOG_VECTOR = [0.0]  # the catalogue is looked up by id only, but Chroma wants an embedding per record
 EF_SEARCH = 300  # HNSW search breadth: recall@100 against exact cosine 0.996 (100 gives 0.972; bench/writepath.py)
-VECTOR_CACHE = 16_384  # recently used chunk vectors kept by an embedded store (24 MB at 384 dimensions)
+VECTOR_CACHE = 16_384  # recently used chunk vectors kept per process (24 MB at 384 dimensions)
 QUERY_LIMIT = {"server": 300, "embedded": 2000}  # results per query, records per get() by id: 300 is Chroma
 # Cloud's cap (safe for any server); an embedded store has none, and a wide dense query is far cheaper than a
 # filtered one (a post-filtered over-fetch of 2,000 costs 5 ms at 7k chunks, a numeric-range `where` 26-32 ms)
@@ -98,7 +98,7 @@ class ChromaStore:
 
         self.query_limit = max(1, query_limit or QUERY_LIMIT["server" if host else "embedded"])
         self.vector_cache_size = VECTOR_CACHE
-        self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()  # embedded mode: id -> vector, LRU first
+        self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()  # id -> vector, least recently used first
         self._path = path
         self._own_versions: set[str] = set()  # version tokens this process wrote (its own writes need no reopen)
 
@@ -404,26 +404,19 @@ class ChromaStore:
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], (res["distances"] or [[]])[0], strict=False)]
 
     def cosines(self, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
-        """Exact cosine of each stored chunk of ``ids`` to a unit ``vector`` (chunks not stored are left out).
+        """Exact cosine of each stored chunk of ``ids`` to a unit ``vector`` (chunks not stored are left out), from
+        the stored vectors read by id through a bounded cache of recently used ones (popular chunks recur from
+        question to question). The cache is emptied whenever what it holds may have changed: this store's own
+        writes, a reopen, and every change the process applies from the feed (``forget_vectors``).
 
-        A server computes them (one query restricted to the ids, distances only: half the time of shipping the
-        vectors as JSON); an embedded store reads the vectors, through a bounded cache of recently used ones
-        (popular chunks recur from question to question), emptied whenever the store's content may have changed."""
-        if self.mode == "server" and ids:
-            try:
-                out: dict[str, float] = {}
-                for i in range(0, len(ids), self.query_limit):
-                    page = list(ids[i:i + self.query_limit])
-                    res = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], ids=page,
-                                             n_results=len(page), include=["distances"])
-                    out.update((c, 1.0 - float(d)) for c, d in zip(res["ids"][0], res["distances"][0], strict=True))
-                return out
-            except NewsbotError:
-                raise
-            except Exception as err:  # an id another process just deleted: the server refuses the whole query
-                log.debug("restricted query failed (%s); reading the vectors", first_line(err))
+        (A query restricted to the ids, distances only, is faster at 5k chunks, 7 vs 13 ms, but Chroma's cost for
+        it grows with the collection: 45 ms at 53k. Reading by id grows with the ids only.)"""
         vector = np.asarray(vector, dtype=np.float32)
         return {c: float(v @ vector) for c, v in self._cached_vectors(ids).items()}
+
+    def forget_vectors(self) -> None:
+        """Empty the vector cache (the index changed)."""
+        self._vector_cache.clear()
 
     def _cached_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         cache = self._vector_cache

@@ -390,3 +390,29 @@ def test_a_search_does_not_wait_for_another_thread_applying_changes(tmp_path: Pa
         release.set()
         applier.join(20)
     assert _found(app, articles[5])
+
+
+def test_applying_another_processs_change_empties_the_vector_cache(tmp_path: Path) -> None:
+    """A cached vector belongs to the view it was read in: an applied change (an updated article may keep its chunk
+    ids) empties the cache; a check that finds nothing new keeps it."""
+    data = tmp_path / "data"
+    writer, reader = _app(data), _app(data)
+    articles = _articles(writer)
+    writer.index.ingest(articles[:5])
+    reader.index.search(QUESTION, k=5)
+    store = reader.index.follower.store
+    ids = sorted(reader.index.follower.engine.chunk_ids())
+    vector = store.vectors(ids[:1])[ids[0]]
+    store.cosines(vector, ids)
+    reader.index.sync()
+    assert set(store._vector_cache) == set(ids)  # nothing changed: kept
+    writer.index.ingest([articles[5]])
+    assert reader.index.sync() == 0  # the writer's process applied it to this host's engine...
+    assert not store._vector_cache  # ...and the reader's cache went all the same
+    store.cosines(vector, ids)
+    writer.index.forget(articles[0].id)
+    from index.ingest import ingest
+
+    ingest([articles[0]], writer.index.store, writer.index.embedder)  # back, applied by the reader this time
+    assert reader.index.sync() == 1
+    assert not store._vector_cache

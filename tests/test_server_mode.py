@@ -128,7 +128,7 @@ def test_app_ingest_ask_forget_stats_against_server(tmp_path: Path, hash_embedde
     assert (host_dir / "search" / "engine.json").exists() and host_dir != data
     assert stats["lexical"]["chunks"] == stats["chunks"]  # this host's engine followed the write
     assert not app.index.store.hybrid_search_available()  # a single-node server has no search API: tantivy answers
-    # a server computes candidates' cosines itself; an id deleted meanwhile makes it refuse: the vectors are read
+    # candidates' exact cosines come from their stored vectors; an id deleted meanwhile is left out
     store = app.index.store
     ids = sorted(app.index.follower.engine.chunk_ids())
     vectors = store.vectors(ids)
