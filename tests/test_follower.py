@@ -52,6 +52,22 @@ def _found(app: Any, article: Article) -> bool:
     return any(p.article_id == article.id for p in app.index.search(QUESTION, k=10))
 
 
+def _answers_at_once_while_held(app: Any, article: Article, worker: threading.Thread, held: threading.Event,
+                                release: threading.Event) -> None:
+    """While ``worker`` is held (it sets ``held``, then waits for ``release``), a search answers at once from the
+    engine in hand, without ``article``; once released, the article shows."""
+    worker.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
+        assert not _found(app, article)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        worker.join(20)
+    assert _found(app, article)
+
+
 def test_ask_in_a_fresh_process_needs_no_bm25s_scipy_or_torch(cli: Any) -> None:
     code, _, err = cli("ingest", str(FIXTURES / "articles.jsonl"))
     assert code == 0, err
@@ -243,17 +259,7 @@ def test_a_reader_answers_while_another_process_holds_the_engine(tmp_path: Path)
             held.set()
             release.wait(20)
 
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        assert held.wait(10)
-        started = time.monotonic()
-        assert not _found(reader, articles[5])  # answers from the engine in hand, does not wait for the lock
-        assert time.monotonic() - started < 5
-    finally:
-        release.set()
-        t.join(10)
-    assert _found(reader, articles[5])
+    _answers_at_once_while_held(reader, articles[5], threading.Thread(target=hold), held, release)
 
 
 def test_a_version_moved_without_any_change_is_harmless(tmp_path: Path) -> None:
@@ -379,17 +385,7 @@ def test_a_search_does_not_wait_for_another_thread_applying_changes(tmp_path: Pa
         return real(*args)
 
     monkeypatch.setattr(follower, "_apply", slow_apply)
-    applier = threading.Thread(target=app.index.sync)
-    applier.start()
-    try:
-        assert entered.wait(10)
-        started = time.monotonic()
-        assert not _found(app, articles[5])  # the engine in hand, at once
-        assert time.monotonic() - started < 5
-    finally:
-        release.set()
-        applier.join(20)
-    assert _found(app, articles[5])
+    _answers_at_once_while_held(app, articles[5], threading.Thread(target=app.index.sync), entered, release)
 
 
 def test_applying_another_processs_change_empties_the_vector_cache(tmp_path: Path) -> None:
