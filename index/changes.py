@@ -25,7 +25,7 @@ from index.types import ArticleChange
 log = logging.getLogger(__name__)
 
 SKEW_SECONDS = 300.0  # a poll re-reads this much before its watermark: writers' clocks and in-flight writes
-STATE_FILE = "changefeed.json"  # beside the host's lexical engine (index.follower)
+STATE_FILE = "changefeed.json"  # in the host's lexical engine directory (index.follower)
 FORMAT = 1  # bump when what the state file holds changes (an unknown format means bootstrap again)
 
 
@@ -96,9 +96,9 @@ class AppliedFile:
         self.path = path
 
     @classmethod
-    def beside(cls, host_dir: Path) -> AppliedFile:
-        """The state file of the host whose data lives in ``host_dir``."""
-        return cls(host_dir / STATE_FILE)
+    def beside(cls, engine_dir: Path) -> AppliedFile:
+        """The state file kept in a host's lexical engine directory (``index.follower``)."""
+        return cls(engine_dir / STATE_FILE)
 
     def load(self) -> Applied:
         """The saved state; an empty one (bootstrap from the store) when there is none or it cannot be read."""

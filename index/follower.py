@@ -156,7 +156,7 @@ class Follower:
         self._reconciler: threading.Thread | None = None
         self._seen: str | None = None  # the store version this process last brought its view up to
         self.generation = 0  # grows whenever this process's view of the index changed
-        self.state = AppliedFile(self.directory / "changefeed.json")
+        self.state = AppliedFile.beside(self.directory)
 
     @property
     def store(self) -> ChromaStore:
