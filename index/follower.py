@@ -18,6 +18,7 @@ its Chroma client so dense retrieval sees the new chunks too.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -98,8 +99,6 @@ def complete_articles(records: Sequence[ChunkRecord], wanted: dict[str, tuple[st
 def _check_rules(directory: Path, engine: TantivyEngine) -> None:
     """Raise EngineFormatError when the engine's sentences were classified by other rules than ``index.prose``'s
     (they are then classified again, from the store); record the rules in a new, empty engine."""
-    import json
-
     from index.lexical_engine import EngineFormatError
     from index.prose import RULES_VERSION
 
@@ -208,11 +207,12 @@ class Follower:
         thread of this process is bringing it up to date, a search does not wait: it answers from the engine in
         hand (a Discord bot keeps answering during a feed round's apply)."""
         ready = self._engine
-        if ready is not None and len(ready) and not self._lock.acquire(blocking=False):
-            return ready
         if ready is not None and len(ready):
-            self._lock.release()  # acquired just to see that nobody holds it; taken again below
-        with self._lock:
+            if not self._lock.acquire(blocking=False):
+                return ready
+        else:
+            self._lock.acquire()  # nothing to answer from yet: wait for the first follow
+        try:
             engine = self.engine
             if time.monotonic() - self._checked >= self.config.refresh_seconds:
                 self._checked = time.monotonic()
@@ -224,6 +224,8 @@ class Follower:
                     log.warning("could not bring the search index up to date; answering from the one in hand")
                     log.debug("follow failed", exc_info=True)
             return engine
+        finally:
+            self._lock.release()
 
     def expire(self) -> None:
         """Check the store on the next search, however recently it was checked."""
@@ -264,18 +266,18 @@ class Follower:
                 raise
             log.info("another process is updating the search index; answering from the one in hand")
             return 0
-        if version != self._seen:
-            store.forget_vectors()  # the index moved (here or in another process of the host): cached vectors go
-        self._applied(engine, changed)
+        self._applied(engine, changed, moved=version != self._seen)
         self._seen = version
         return changed
 
-    def _applied(self, engine: TantivyEngine, changed: int) -> None:
-        """This process's view moves on: reload the engine, give back what applying freed."""
+    def _applied(self, engine: TantivyEngine, changed: int, *, moved: bool = False) -> None:
+        """This process's view moves on: reload the engine; when the index moved (``changed`` here, or ``moved`` by
+        another process of the host) drop the cached vectors (an updated article may keep its chunk ids); give back
+        what applying freed."""
         engine.reload()
+        if (changed or moved) and self._store is not None:
+            self._store.forget_vectors()
         if changed:
-            if self._store is not None:
-                self._store.forget_vectors()  # an updated article may keep its chunk ids
             _release_freed_memory()  # applying leaves freed buffers the allocator would otherwise keep (tens of MB)
         self.generation += 1
 

@@ -219,6 +219,8 @@ class TantivyEngine:
         self._chunk_schema = chunks.schema
         self._sentence_schema = sentences.schema
         self._holding = threading.local()  # this thread holds the writer lock (``writing``)
+        self._names: dict[int, str] = {}  # source_key -> outlet name, for the view stamped ``_names_stamp``
+        self._names_stamp: tuple[int, int] | None = None
 
     @classmethod
     def open(cls, path: Path, *, lock_timeout: float = 10.0) -> TantivyEngine:
@@ -358,7 +360,7 @@ class TantivyEngine:
     def _source_names(self, searcher: tantivy.Searcher) -> dict[int, str]:
         """source_key -> outlet name, for this searcher's view (outlets are few; cached until the next reload)."""
         stamp = (id(searcher), searcher.num_docs)
-        if getattr(self, "_names_stamp", None) != stamp:
+        if self._names_stamp != stamp:
             found = searcher.terms_with_prefix("source", "")
             self._names = {chunk_key(term): term for term, _ in found}
             self._names_stamp = stamp

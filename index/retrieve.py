@@ -186,7 +186,6 @@ class Retriever:
     def _search_time(self, question: str, k: int, filters: Filters, window: TimeWindow | None, recency: bool,
                      as_of: date | None) -> TimedPassages:
         stages = Stages()
-        self.follower.prefetch()  # the store opens while the model starts (cold start)
         vector = self.embedder.embed([question])[0]
         stages.mark("embed")
         engine = self.follower.current()

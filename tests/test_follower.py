@@ -48,6 +48,16 @@ def _app(data: Path, **kw: Any) -> Any:
     return Services(make_settings(data, **{"index_refresh_seconds": 0.0, **kw}), embedder=HashEmbedder())
 
 
+def _writer_and_reader(tmp_path: Path) -> tuple[Any, Any, list[Article]]:
+    """Two processes' worth of services on one data dir (one host); the writer has stored all but the last
+    fixture article, which only it can add."""
+    data = tmp_path / "data"
+    writer = _app(data)
+    articles = _articles(writer)
+    writer.index.ingest(articles[:5])
+    return writer, _app(data), articles
+
+
 def _found(app: Any, article: Article) -> bool:
     return any(p.article_id == article.id for p in app.index.search(QUESTION, k=10))
 
@@ -90,11 +100,7 @@ def test_writes_record_the_version_in_the_marker_file(tmp_path: Path) -> None:
 
 
 def test_a_reader_sees_another_writers_additions_and_deletions(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    writer = _app(data)
-    articles = _articles(writer)
-    writer.index.ingest(articles[:5])
-    reader = _app(data)
+    writer, reader, articles = _writer_and_reader(tmp_path)
     assert not _found(reader, articles[5])
     writer.index.ingest(articles)
     assert reader.index.search(QUESTION, k=1)[0].article_id == articles[5].id
@@ -151,11 +157,7 @@ def test_an_update_applied_but_not_recorded_is_applied_again_idempotently(tmp_pa
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Killed after the engine's commit but before the feed state was saved: the next check plans the same change
     again, and re-applying it leaves the engine as it was."""
-    data = tmp_path / "data"
-    writer = _app(data)
-    articles = _articles(writer)
-    writer.index.ingest(articles[:5])
-    reader = _app(data)
+    writer, reader, articles = _writer_and_reader(tmp_path)
     reader.index.size()
     state = reader.index.follower.state
     monkeypatch.setattr(state, "save", lambda applied: (_ for _ in ()).throw(OSError("disk full")))
@@ -242,11 +244,7 @@ def test_an_interrupted_bootstrap_resumes_where_it_stopped(tmp_path: Path, monke
 
 
 def test_a_reader_answers_while_another_process_holds_the_engine(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    writer = _app(data)
-    articles = _articles(writer)
-    writer.index.ingest(articles[:5])
-    reader = _app(data)
+    writer, reader, articles = _writer_and_reader(tmp_path)
     reader.index.follower.config = replace(reader.index.follower.config, busy_wait_seconds=0.05)
     assert not _found(reader, articles[5])
     from index.ingest import ingest
